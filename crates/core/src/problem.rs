@@ -1,0 +1,34 @@
+//! The one error shape of every helsenett HTTP API: RFC 9457 problem details.
+
+use serde::Serialize;
+
+/// A problem+json body. `title` says what kind of problem; `detail` says what to do about this
+/// occurrence. Neither may carry another person's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Problem {
+    pub const CONTENT_TYPE: &'static str = "application/problem+json";
+
+    /// A problem whose `type` is a stable slug under the helsenett problem namespace.
+    pub fn new(status: u16, slug: &str, title: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:helsenett:problem:{slug}"),
+            title: title.into(),
+            status,
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}

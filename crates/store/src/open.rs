@@ -1,0 +1,176 @@
+//! Opening, migrating and probing a store.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use sqlx::{
+    ConnectOptions,
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+};
+
+use crate::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The file of the embedded store inside the data dir.
+pub const SQLITE_FILE: &str = "helsenett.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Where a store lives: the embedded file in a data dir, or a PostgreSQL URL.
+#[derive(Debug, Clone)]
+pub enum StoreTarget {
+    DataDir(PathBuf),
+    Postgres(String),
+}
+
+impl StoreTarget {
+    /// PostgreSQL when a URL is given, else the embedded store in `data_dir`.
+    pub fn new(data_dir: &Path, database_url: Option<&str>) -> Self {
+        match database_url {
+            Some(url) => StoreTarget::Postgres(url.to_owned()),
+            None => StoreTarget::DataDir(data_dir.to_owned()),
+        }
+    }
+}
+
+/// A pool on one backend. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// How long to wait for a connection before saying the database is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Opens the store and brings its schema up to date.
+    pub async fn open(target: &StoreTarget) -> Result<Self, StoreError> {
+        match target {
+            StoreTarget::DataDir(dir) => Self::open_sqlite(dir).await,
+            StoreTarget::Postgres(url) => {
+                let options =
+                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+                Self::open_postgres(options).await
+            }
+        }
+    }
+
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+        ensure_writable(data_dir)?;
+        let path = data_dir.join(SQLITE_FILE);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL is durable across process crashes and loses at most the last
+            // transactions on power loss; the exchange opts into FULL where a receipt depends on it.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: describe_sqlite(&path),
+                source,
+            })?;
+        SQLITE_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                target: describe_sqlite(&path),
+                source,
+            })?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    pub async fn open_postgres(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let target = describe_postgres(&options);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options.disable_statement_logging())
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        // sqlx serialises concurrent migrators with an advisory lock, so many nodes may start at once.
+        POSTGRES_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { target, source })?;
+        Ok(Store::Postgres(pool))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Readiness: the database answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        crate::with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        crate::with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Creates the data dir if needed and proves it is writable, so the failure is reported as
+/// "data dir is not writable" rather than as an obscure SQLite error later.
+fn ensure_writable(dir: &Path) -> Result<(), StoreError> {
+    let fail = |source| StoreError::DataDir {
+        dir: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".helsenett-write-probe");
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
+fn describe_sqlite(path: &Path) -> String {
+    format!("SQLite store {}", path.display())
+}
+
+/// Names host, port and database, never the password.
+fn describe_postgres(options: &PgConnectOptions) -> String {
+    format!(
+        "PostgreSQL at {}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username())
+    )
+}

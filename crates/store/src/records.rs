@@ -1,0 +1,645 @@
+//! The country's base records: who lives where, who treats whom, and who can be reached how.
+//! Later bounded contexts (register, grunndata) read these and add their own tables.
+
+use chrono::NaiveDate;
+use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer, Sex};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Record, Store, StoreError, Value, with_pool};
+
+/// Declares a closed set of string codes stored as TEXT.
+macro_rules! codes {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum $name { $($(#[$vdoc])* #[serde(rename = $code)] $variant,)+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $code,)+ }
+            }
+
+            pub fn parse(code: &str) -> Result<Self, StoreError> {
+                match code {
+                    $($code => Ok($name::$variant),)+
+                    other => Err(StoreError::Corrupt(format!("unknown {} {other:?}", stringify!($name)))),
+                }
+            }
+        }
+    };
+}
+
+codes!(
+    /// What an organisation is, in the terms of the address register.
+    OrganisationKind {
+        Municipality = "municipality",
+        HealthTrust = "health_trust",
+        Hospital = "hospital",
+        GpOffice = "gp_office",
+        Pharmacy = "pharmacy",
+        Laboratory = "laboratory",
+        NursingHome = "nursing_home",
+        HomeCare = "home_care",
+        PhysiotherapyClinic = "physiotherapy_clinic",
+        DentalClinic = "dental_clinic",
+        SpecialistPractice = "specialist_practice",
+    }
+);
+
+codes!(
+    /// The address register's kinds of communication party.
+    PartyKind {
+        Organisation = "Organization",
+        Department = "Department",
+        Service = "Service",
+        Person = "Person",
+    }
+);
+
+codes!(
+    /// Health personnel categories, as HPR's codes (kodeverk 9060).
+    Profession {
+        Doctor = "LE",
+        Nurse = "SP",
+        Pharmacist = "FA",
+        BiomedicalScientist = "BI",
+        Physiotherapist = "FT",
+        Dentist = "TL",
+    }
+);
+
+codes!(
+    /// What a certificate's key is for (the address register keeps one of each per organisation).
+    CertificateUsage {
+        Signing = "signing",
+        Encryption = "encryption",
+    }
+);
+
+fn sex_code(sex: Sex) -> &'static str {
+    match sex {
+        Sex::Female => "female",
+        Sex::Male => "male",
+    }
+}
+
+fn kind_code(kind: NumberKind) -> &'static str {
+    match kind {
+        NumberKind::Fodselsnummer => "fnr",
+        NumberKind::DNummer => "dnr",
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Which country this store holds; written last, so its presence means the country is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CountryInfo {
+    pub size: String,
+    pub seed: u64,
+    pub as_of: NaiveDate,
+    pub generator_version: String,
+    pub generated_at: i64,
+}
+
+impl Record for CountryInfo {
+    const TABLE: &'static str = "country";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "size",
+        "seed",
+        "as_of",
+        "generator_version",
+        "generated_at",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(1));
+        push(Value::Text(&self.size));
+        // Seeds are u64; the column is a signed BIGINT holding the same 64 bits.
+        push(Value::Int(self.seed as i64));
+        push(Value::Owned(self.as_of.to_string()));
+        push(Value::Text(&self.generator_version));
+        push(Value::Int(self.generated_at));
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Municipality {
+    pub number: String,
+    pub name: String,
+    pub county: String,
+    pub population: u32,
+}
+
+impl Record for Municipality {
+    const TABLE: &'static str = "municipality";
+    const COLUMNS: &'static [&'static str] = &["number", "name", "county", "population"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Text(&self.number));
+        push(Value::Text(&self.name));
+        push(Value::Text(&self.county));
+        push(Value::Int(self.population.into()));
+    }
+}
+
+/// A postal address in Norway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub street: String,
+    pub postal_code: String,
+    pub postal_place: String,
+    pub municipality: String,
+}
+
+impl Address {
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Text(&self.municipality));
+        push(Value::Text(&self.street));
+        push(Value::Text(&self.postal_code));
+        push(Value::Text(&self.postal_place));
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    pub nin: Fodselsnummer,
+    pub given_name: String,
+    pub family_name: String,
+    pub address: Address,
+    pub mother: Option<Fodselsnummer>,
+    pub father: Option<Fodselsnummer>,
+    pub spouse: Option<Fodselsnummer>,
+}
+
+impl Record for Person {
+    const TABLE: &'static str = "person";
+    const COLUMNS: &'static [&'static str] = &[
+        "nin",
+        "number_kind",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "sex",
+        "municipality",
+        "street_address",
+        "postal_code",
+        "postal_place",
+        "mother_nin",
+        "father_nin",
+        "spouse_nin",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Owned(self.nin.to_string()));
+        push(Value::Text(kind_code(self.nin.kind())));
+        push(Value::Text(&self.given_name));
+        push(Value::Text(&self.family_name));
+        push(Value::Owned(self.nin.birth_date().to_string()));
+        push(Value::Text(sex_code(self.nin.sex())));
+        self.address.values(push);
+        for relative in [self.mother, self.father, self.spouse] {
+            push(Value::OptOwned(relative.map(|n| n.to_string())));
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organisation {
+    pub orgnr: Organisasjonsnummer,
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub parent: Option<Organisasjonsnummer>,
+    pub address: Address,
+}
+
+impl Record for Organisation {
+    const TABLE: &'static str = "organisation";
+    const COLUMNS: &'static [&'static str] = &[
+        "orgnr",
+        "name",
+        "kind",
+        "parent_orgnr",
+        "municipality",
+        "street_address",
+        "postal_code",
+        "postal_place",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Owned(self.orgnr.to_string()));
+        push(Value::Text(&self.name));
+        push(Value::Text(self.kind.as_str()));
+        push(Value::OptOwned(self.parent.map(|p| p.to_string())));
+        self.address.values(push);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthPersonnel {
+    pub hpr: HprNummer,
+    pub nin: Fodselsnummer,
+    pub profession: Profession,
+    pub given_name: String,
+    pub family_name: String,
+}
+
+impl Record for HealthPersonnel {
+    const TABLE: &'static str = "health_personnel";
+    const COLUMNS: &'static [&'static str] =
+        &["hpr", "nin", "profession", "given_name", "family_name"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.hpr.get().into()));
+        push(Value::Owned(self.nin.to_string()));
+        push(Value::Text(self.profession.as_str()));
+        push(Value::Text(&self.given_name));
+        push(Value::Text(&self.family_name));
+    }
+}
+
+/// A GP's list (fastlegeliste) at an office.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpList {
+    pub id: i64,
+    pub gp: HprNummer,
+    pub office: Organisasjonsnummer,
+    pub municipality: String,
+    pub capacity: u32,
+}
+
+impl Record for GpList {
+    const TABLE: &'static str = "gp_list";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "gp_hpr", "office_orgnr", "municipality", "capacity"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.id));
+        push(Value::Int(self.gp.get().into()));
+        push(Value::Owned(self.office.to_string()));
+        push(Value::Text(&self.municipality));
+        push(Value::Int(self.capacity.into()));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GpListMember {
+    pub nin: Fodselsnummer,
+    pub list_id: i64,
+}
+
+impl Record for GpListMember {
+    const TABLE: &'static str = "gp_list_member";
+    const COLUMNS: &'static [&'static str] = &["nin", "list_id"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Owned(self.nin.to_string()));
+        push(Value::Int(self.list_id));
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommunicationParty {
+    pub her_id: HerId,
+    pub kind: PartyKind,
+    pub name: String,
+    /// The organisation the party belongs to, whose enterprise certificates it uses.
+    pub orgnr: Organisasjonsnummer,
+    pub parent: Option<HerId>,
+    pub hpr: Option<HprNummer>,
+    pub municipality: String,
+    pub active: bool,
+    pub valid_from: NaiveDate,
+}
+
+impl Record for CommunicationParty {
+    const TABLE: &'static str = "communication_party";
+    const COLUMNS: &'static [&'static str] = &[
+        "her_id",
+        "kind",
+        "name",
+        "orgnr",
+        "parent_her_id",
+        "hpr",
+        "municipality",
+        "active",
+        "valid_from",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.her_id.get().into()));
+        push(Value::Text(self.kind.as_str()));
+        push(Value::Text(&self.name));
+        push(Value::Owned(self.orgnr.to_string()));
+        push(Value::OptInt(self.parent.map(|p| p.get().into())));
+        push(Value::OptInt(self.hpr.map(|h| h.get().into())));
+        push(Value::Text(&self.municipality));
+        push(Value::Bool(self.active));
+        push(Value::Owned(self.valid_from.to_string()));
+    }
+}
+
+/// A message type and version that a party can receive (one line of its CPP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CppProcess {
+    pub her_id: HerId,
+    pub message_type: &'static str,
+    pub version: &'static str,
+}
+
+impl Record for CppProcess {
+    const TABLE: &'static str = "cpp_process";
+    const COLUMNS: &'static [&'static str] = &["her_id", "message_type", "version"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.her_id.get().into()));
+        push(Value::Text(self.message_type));
+        push(Value::Text(self.version));
+    }
+}
+
+/// A private key of the synthetic country (PKCS#8 PEM).
+#[derive(Debug, Clone)]
+pub struct SyntheticKey {
+    pub id: i64,
+    pub private_key_pem: String,
+}
+
+impl Record for SyntheticKey {
+    const TABLE: &'static str = "synthetic_key";
+    const COLUMNS: &'static [&'static str] = &["id", "private_key_pem"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.id));
+        push(Value::Text(&self.private_key_pem));
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    pub name: String,
+    pub certificate_pem: String,
+    pub private_key_pem: Option<String>,
+}
+
+impl Record for CertificateAuthority {
+    const TABLE: &'static str = "certificate_authority";
+    const COLUMNS: &'static [&'static str] = &["name", "certificate_pem", "private_key_pem"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Text(&self.name));
+        push(Value::Text(&self.certificate_pem));
+        push(Value::OptText(self.private_key_pem.as_deref()));
+    }
+}
+
+/// An organisation's X.509 certificate (DER), as the address register serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub serial: String,
+    pub orgnr: Organisasjonsnummer,
+    pub usage: CertificateUsage,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub der: Vec<u8>,
+    pub key_id: Option<i64>,
+}
+
+impl Record for Certificate {
+    const TABLE: &'static str = "certificate";
+    const COLUMNS: &'static [&'static str] = &[
+        "serial",
+        "orgnr",
+        "usage",
+        "subject",
+        "not_before",
+        "not_after",
+        "der",
+        "key_id",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Text(&self.serial));
+        push(Value::Owned(self.orgnr.to_string()));
+        push(Value::Text(self.usage.as_str()));
+        push(Value::Text(&self.subject));
+        push(Value::Int(self.not_before));
+        push(Value::Int(self.not_after));
+        push(Value::Bytes(&self.der));
+        push(Value::OptInt(self.key_id));
+    }
+}
+
+/// Decodes a stored identifier, reporting a bad one as corruption rather than as user error.
+fn stored<T>(
+    column: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, helsenett_core::IdError>,
+) -> Result<T, StoreError> {
+    parse(text).map_err(|e| corrupt(column, e))
+}
+
+fn stored_opt<T>(
+    column: &str,
+    text: Option<String>,
+    parse: impl Fn(&str) -> Result<T, helsenett_core::IdError>,
+) -> Result<Option<T>, StoreError> {
+    text.map(|t| stored(column, &t, &parse)).transpose()
+}
+
+fn stored_number<T>(
+    column: &str,
+    n: i64,
+    new: impl Fn(u32) -> Result<T, helsenett_core::IdError>,
+) -> Result<T, StoreError> {
+    u32::try_from(n)
+        .map_err(|e| corrupt(column, e))
+        .and_then(|n| new(n).map_err(|e| corrupt(column, e)))
+}
+
+impl Store {
+    pub async fn country_info(&self) -> Result<Option<CountryInfo>, StoreError> {
+        let sql =
+            "SELECT size, seed, as_of, generator_version, generated_at FROM country WHERE id = 1";
+        let row = with_pool!(self, pool => {
+            sqlx::query(sql).fetch_optional(pool).await?.map(|r| {
+                (r.get::<String, _>(0), r.get::<i64, _>(1), r.get::<String, _>(2), r.get::<String, _>(3), r.get::<i64, _>(4))
+            })
+        });
+        row.map(|(size, seed, as_of, generator_version, generated_at)| {
+            Ok(CountryInfo {
+                size,
+                seed: seed as u64,
+                as_of: as_of.parse().map_err(|e| corrupt("country.as_of", e))?,
+                generator_version,
+                generated_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// True when any country table holds rows: a finished country, or an interrupted load.
+    pub async fn holds_country_data(&self) -> Result<bool, StoreError> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM municipality) OR EXISTS (SELECT 1 FROM person) OR EXISTS (SELECT 1 FROM organisation)";
+        Ok(with_pool!(self, pool => sqlx::query_scalar::<_, bool>(sql).fetch_one(pool).await)?)
+    }
+
+    pub async fn person(&self, nin: Fodselsnummer) -> Result<Option<Person>, StoreError> {
+        let sql = "SELECT nin, given_name, family_name, municipality, street_address, postal_code, postal_place, \
+                   mother_nin, father_nin, spouse_nin FROM person WHERE nin = $1";
+        let row = with_pool!(self, pool => {
+            sqlx::query(sql).bind(nin.to_string()).fetch_optional(pool).await?.map(|r| {
+                let text = |i: usize| r.get::<String, _>(i);
+                let opt = |i: usize| r.get::<Option<String>, _>(i);
+                ((text(0), text(1), text(2)), (text(3), text(4), text(5), text(6)), (opt(7), opt(8), opt(9)))
+            })
+        });
+        let Some((
+            (nin, given_name, family_name),
+            (municipality, street, postal_code, postal_place),
+            (mother, father, spouse),
+        )) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Person {
+            nin: stored("person.nin", &nin, Fodselsnummer::parse)?,
+            given_name,
+            family_name,
+            address: Address {
+                street,
+                postal_code,
+                postal_place,
+                municipality,
+            },
+            mother: stored_opt("person.mother_nin", mother, Fodselsnummer::parse)?,
+            father: stored_opt("person.father_nin", father, Fodselsnummer::parse)?,
+            spouse: stored_opt("person.spouse_nin", spouse, Fodselsnummer::parse)?,
+        }))
+    }
+
+    pub async fn communication_party(
+        &self,
+        her_id: HerId,
+    ) -> Result<Option<CommunicationParty>, StoreError> {
+        let sql = "SELECT her_id, kind, name, orgnr, parent_her_id, hpr, municipality, active, valid_from \
+                   FROM communication_party WHERE her_id = $1";
+        self.parties(sql, i64::from(her_id.get()))
+            .await
+            .map(|mut v| v.pop())
+    }
+
+    /// The first `limit` parties of a kind, by HER-id.
+    pub async fn parties_of_kind(
+        &self,
+        kind: PartyKind,
+        limit: i64,
+    ) -> Result<Vec<CommunicationParty>, StoreError> {
+        let sql = format!(
+            "SELECT her_id, kind, name, orgnr, parent_her_id, hpr, municipality, active, valid_from \
+             FROM communication_party WHERE kind = '{}' ORDER BY her_id LIMIT $1",
+            kind.as_str()
+        );
+        self.parties(&sql, limit).await
+    }
+
+    async fn parties(&self, sql: &str, param: i64) -> Result<Vec<CommunicationParty>, StoreError> {
+        type Raw = (
+            i64,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            String,
+            bool,
+            String,
+        );
+        let rows: Vec<Raw> =
+            with_pool!(self, pool => sqlx::query_as(sql).bind(param).fetch_all(pool).await?);
+        rows.into_iter()
+            .map(
+                |(her_id, kind, name, orgnr, parent, hpr, municipality, active, valid_from)| {
+                    Ok(CommunicationParty {
+                        her_id: stored_number("communication_party.her_id", her_id, HerId::new)?,
+                        kind: PartyKind::parse(&kind)?,
+                        name,
+                        orgnr: stored(
+                            "communication_party.orgnr",
+                            &orgnr,
+                            Organisasjonsnummer::parse,
+                        )?,
+                        parent: parent
+                            .map(|p| {
+                                stored_number("communication_party.parent_her_id", p, HerId::new)
+                            })
+                            .transpose()?,
+                        hpr: hpr
+                            .map(|h| stored_number("communication_party.hpr", h, HprNummer::new))
+                            .transpose()?,
+                        municipality,
+                        active,
+                        valid_from: valid_from
+                            .parse()
+                            .map_err(|e| corrupt("communication_party.valid_from", e))?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// The message types and versions a party can receive, sorted.
+    pub async fn cpp(&self, her_id: HerId) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = "SELECT message_type, version FROM cpp_process WHERE her_id = $1 ORDER BY message_type, version";
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(sql).bind(i64::from(her_id.get())).fetch_all(pool).await?),
+        )
+    }
+
+    /// An organisation's certificates, with their DER.
+    pub async fn certificates(
+        &self,
+        orgnr: Organisasjonsnummer,
+    ) -> Result<Vec<Certificate>, StoreError> {
+        type Raw = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Vec<u8>,
+            Option<i64>,
+        );
+        let sql = "SELECT serial, orgnr, usage, subject, not_before, not_after, der, key_id FROM certificate WHERE orgnr = $1 ORDER BY usage";
+        let rows: Vec<Raw> = with_pool!(self, pool => sqlx::query_as(sql).bind(orgnr.to_string()).fetch_all(pool).await?);
+        rows.into_iter()
+            .map(
+                |(serial, orgnr, usage, subject, not_before, not_after, der, key_id)| {
+                    Ok(Certificate {
+                        serial,
+                        orgnr: stored("certificate.orgnr", &orgnr, Organisasjonsnummer::parse)?,
+                        usage: CertificateUsage::parse(&usage)?,
+                        subject,
+                        not_before,
+                        not_after,
+                        der,
+                        key_id,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// The list a person is on, with its GP, if any.
+    pub async fn gp_list_of(&self, nin: Fodselsnummer) -> Result<Option<GpList>, StoreError> {
+        let sql = "SELECT l.id, l.gp_hpr, l.office_orgnr, l.municipality, l.capacity FROM gp_list_member m \
+                   JOIN gp_list l ON l.id = m.list_id WHERE m.nin = $1";
+        let row: Option<(i64, i64, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(sql).bind(nin.to_string()).fetch_optional(pool).await?);
+        row.map(|(id, gp, office, municipality, capacity)| {
+            Ok(GpList {
+                id,
+                gp: stored_number("gp_list.gp_hpr", gp, HprNummer::new)?,
+                office: stored("gp_list.office_orgnr", &office, Organisasjonsnummer::parse)?,
+                municipality,
+                capacity: u32::try_from(capacity).map_err(|e| corrupt("gp_list.capacity", e))?,
+            })
+        })
+        .transpose()
+    }
+}
