@@ -8,8 +8,8 @@ use std::{
 };
 
 use sqlx::{
-    ConnectOptions,
-    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    ConnectOptions, Connection,
+    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
@@ -113,6 +113,13 @@ impl Store {
 
     pub async fn open_postgres(options: PgConnectOptions) -> Result<Self, StoreError> {
         let target = describe_postgres(&options);
+        // One direct connection first: a pool retries until its timeout and then reports only
+        // that it timed out, where this reports the cause (refused, bad password, no database).
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            .map_err(|source| StoreError::Connect { target: target.clone(), source })?;
+        probe.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(CONNECT_TIMEOUT)

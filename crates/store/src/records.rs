@@ -65,7 +65,6 @@ codes!(
         Doctor = "LE",
         Nurse = "SP",
         Pharmacist = "FA",
-        BiomedicalScientist = "BI",
         Physiotherapist = "FT",
         Dentist = "TL",
     }
@@ -79,14 +78,16 @@ codes!(
     }
 );
 
-fn sex_code(sex: Sex) -> &'static str {
+/// The stored and exported code of a legal sex.
+pub fn sex_code(sex: Sex) -> &'static str {
     match sex {
         Sex::Female => "female",
         Sex::Male => "male",
     }
 }
 
-fn kind_code(kind: NumberKind) -> &'static str {
+/// The stored and exported code of a number kind.
+pub fn kind_code(kind: NumberKind) -> &'static str {
     match kind {
         NumberKind::Fodselsnummer => "fnr",
         NumberKind::DNummer => "dnr",
