@@ -29,7 +29,10 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     }
     let store = Store::open(&StoreTarget::DataDir(config.data_dir.clone())).await?;
     if store.country_info().await?.is_none() {
-        println!("First run: generating a small synthetic country in {} ...", config.data_dir.display());
+        println!(
+            "First run: generating a small synthetic country in {} ...",
+            config.data_dir.display()
+        );
         crate::synth::generate(&store, Size::Small, args.seed, None, None).await?;
     }
     let guide = guide(&store, &config).await?;
@@ -45,7 +48,10 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
 
 /// The welcome text: URLs and a few synthetic identities to try, read from the store.
 async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
-    let info = store.country_info().await?.ok_or_else(|| anyhow::anyhow!("the demo store holds no country"))?;
+    let info = store
+        .country_info()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo store holds no country"))?;
     let gps = store.parties_of_kind(PartyKind::Person, 3).await?;
     let departments = store.parties_of_kind(PartyKind::Department, 2).await?;
     let mut text = format!(
@@ -62,7 +68,13 @@ async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
     );
     for party in gps.iter().chain(&departments) {
         let hpr = party.hpr.map(|h| format!(", HPR {h}")).unwrap_or_default();
-        text.push_str(&format!("  HER-id {:<10} {:<10} {}{hpr} (organisation {})\n", party.her_id, party.kind.as_str(), party.name, party.orgnr));
+        text.push_str(&format!(
+            "  HER-id {:<10} {:<10} {}{hpr} (organisation {})\n",
+            party.her_id,
+            party.kind.as_str(),
+            party.name,
+            party.orgnr
+        ));
     }
     text.push_str(
         "\nTest credentials: each organisation's signing and encryption certificates are issued by the\n\

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use helsenett_core::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "helsenett", version, about = "The national health network in one binary")]
+#[command(
+    name = "helsenett",
+    version,
+    about = "The national health network in one binary"
+)]
 struct Cli {
     /// TOML configuration file; `HELSENETT_*` environment variables and flags override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -77,10 +81,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
-    let default_format = if matches!(cli.command, Command::Demo(_)) { LogFormat::Pretty } else { config.log_format };
+    let default_format = if matches!(cli.command, Command::Demo(_)) {
+        LogFormat::Pretty
+    } else {
+        config.log_format
+    };
     config.log_format = cli.log_format.unwrap_or(default_format);
     telemetry::init_logging(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Synth(args) => synth::run(args, config).await,

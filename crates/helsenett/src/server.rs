@@ -1,7 +1,11 @@
 //! The HTTP server: health, metrics, and the cross-cutting layers every API gets (body limit,
 //! timeout, tracing, request metrics, problem+json errors), written once here.
 
-use std::{future::Future, net::SocketAddr, time::{Duration, Instant}};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use axum::{
@@ -28,26 +32,49 @@ struct AppState {
 
 /// Opens the store named by `config` and serves until SIGTERM or Ctrl-C. `ready` is told the
 /// bound address once the server accepts connections.
-pub async fn run(config: Config, ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>) -> anyhow::Result<()> {
-    let store = Store::open(&StoreTarget::new(&config.data_dir, config.database_url.as_deref())).await?;
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+pub async fn run(
+    config: Config,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&StoreTarget::new(
+        &config.data_dir,
+        config.database_url.as_deref(),
+    ))
+    .await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = %store.backend(), "helsenett is serving");
     if let Some(ready) = ready {
         let _ = ready.send(addr);
     }
-    serve(listener, router(store.clone(), &config), shutdown_signal(), Duration::from_secs(config.shutdown_grace_seconds)).await?;
+    serve(
+        listener,
+        router(store.clone(), &config),
+        shutdown_signal(),
+        Duration::from_secs(config.shutdown_grace_seconds),
+    )
+    .await?;
     store.close().await;
     tracing::info!("helsenett stopped");
     Ok(())
 }
 
 /// Serves until `stop` resolves, then gives in-flight requests `grace` to finish.
-async fn serve(listener: TcpListener, app: Router, stop: impl Future<Output = ()> + Send + 'static, grace: Duration) -> anyhow::Result<()> {
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         stop.await;
-        tracing::info!(grace_seconds = grace.as_secs(), "shutting down: finishing in-flight requests");
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: finishing in-flight requests"
+        );
         let _ = stopping_tx.send(true);
     });
     let deadline = async move {
@@ -71,7 +98,10 @@ pub fn router(store: Store, config: &Config) -> Router {
         .with_state(AppState { store })
         // Innermost first: limits answer bare status codes, which the problem layer dresses,
         // and the metrics layer sees the final status.
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(config.request_timeout_seconds)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_seconds),
+        ))
         .layer(RequestBodyLimitLayer::new(config.max_request_bytes))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(record_metrics))
@@ -97,23 +127,40 @@ async fn health(State(state): State<AppState>) -> Response {
         "country": country,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 async fn metrics() -> Response {
     let text = telemetry::prometheus().render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn not_found(request: Request) -> Response {
-    problem(Problem::new(404, "not-found", "No such resource").with_detail(format!("{} is not served here", request.uri().path())))
+    problem(
+        Problem::new(404, "not-found", "No such resource")
+            .with_detail(format!("{} is not served here", request.uri().path())),
+    )
 }
 
 pub fn problem(problem: Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Json(&problem)).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(Problem::CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(Problem::CONTENT_TYPE),
+    );
     response
 }
 
@@ -121,14 +168,29 @@ pub fn problem(problem: Problem) -> Response {
 /// them the same problem+json body as every other error.
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let is_problem = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
     if is_problem || response.status().is_success() {
         return response;
     }
     match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => problem(Problem::new(413, "request-too-large", "Request body too large")),
-        StatusCode::REQUEST_TIMEOUT => problem(Problem::new(408, "request-timeout", "Request took too long")),
-        StatusCode::METHOD_NOT_ALLOWED => problem(Problem::new(405, "method-not-allowed", "Method not allowed for this resource")),
+        StatusCode::PAYLOAD_TOO_LARGE => problem(Problem::new(
+            413,
+            "request-too-large",
+            "Request body too large",
+        )),
+        StatusCode::REQUEST_TIMEOUT => problem(Problem::new(
+            408,
+            "request-timeout",
+            "Request took too long",
+        )),
+        StatusCode::METHOD_NOT_ALLOWED => problem(Problem::new(
+            405,
+            "method-not-allowed",
+            "Method not allowed for this resource",
+        )),
         _ => response,
     }
 }
@@ -137,7 +199,10 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
 /// series per identifier).
 async fn record_metrics(request: Request<Body>, next: Next) -> Response {
     let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();

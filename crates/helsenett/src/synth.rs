@@ -30,7 +30,11 @@ pub struct Args {
 
 pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     args.store.apply(&mut config);
-    let store = Store::open(&StoreTarget::new(&config.data_dir, config.database_url.as_deref())).await?;
+    let store = Store::open_for_load(&StoreTarget::new(
+        &config.data_dir,
+        config.database_url.as_deref(),
+    ))
+    .await?;
     let started = Instant::now();
     let summary = generate(&store, args.size, args.seed, args.as_of, args.export).await?;
     store.close().await;
@@ -39,23 +43,44 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
 }
 
 /// Generates a country into `store` with a progress bar on a terminal.
-pub async fn generate(store: &Store, size: Size, seed: u64, as_of: Option<NaiveDate>, export: Option<PathBuf>) -> anyhow::Result<Summary> {
+pub async fn generate(
+    store: &Store,
+    size: Size,
+    seed: u64,
+    as_of: Option<NaiveDate>,
+    export: Option<PathBuf>,
+) -> anyhow::Result<Summary> {
     let progress = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {human_pos}/{human_len} people ({per_sec}, {eta} left)")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} people ({per_sec}, {eta} left)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     progress.set_message(format!("generating the {size} country"));
-    let options = helsenett_synth::Options { seed, as_of: as_of.unwrap_or_else(helsenett_core::time::today), export };
+    let options = helsenett_synth::Options {
+        seed,
+        as_of: as_of.unwrap_or_else(helsenett_core::time::today),
+        export,
+    };
     Ok(helsenett_synth::generate(store, Plan::for_size(size), options, &progress).await?)
 }
 
 fn print_summary(s: &Summary, seconds: f64) {
     println!(
         "generated {} persons, {} organisations, {} communication parties, {} health personnel, {} GP lists, {} CPP entries, {} certificates in {} municipalities",
-        s.persons, s.organisations, s.communication_parties, s.health_personnel, s.gp_lists, s.cpp_processes, s.certificates, s.municipalities
+        s.persons,
+        s.organisations,
+        s.communication_parties,
+        s.health_personnel,
+        s.gp_lists,
+        s.cpp_processes,
+        s.certificates,
+        s.municipalities
     );
-    let peak = peak_memory_bytes().map_or("unknown".to_owned(), |b| format!("{:.0} MiB", b as f64 / 1024.0 / 1024.0));
+    let peak = peak_memory_bytes().map_or("unknown".to_owned(), |b| {
+        format!("{:.0} MiB", b as f64 / 1024.0 / 1024.0)
+    });
     println!("elapsed: {seconds:.1} s, peak memory: {peak}");
 }
 

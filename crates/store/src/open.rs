@@ -62,14 +62,31 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serve,
+    Load,
+}
+
 /// How long to wait for a connection before saying the database is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens the store and brings its schema up to date.
     pub async fn open(target: &StoreTarget) -> Result<Self, StoreError> {
+        Self::open_with(target, Mode::Serve).await
+    }
+
+    /// Opens the store for loading a whole country: on SQLite one connection with a large page
+    /// cache and no fsync. Safe only because a load is all-or-nothing for its caller: the
+    /// `country` row is written last, and a store without it is refused as incomplete.
+    pub async fn open_for_load(target: &StoreTarget) -> Result<Self, StoreError> {
+        Self::open_with(target, Mode::Load).await
+    }
+
+    async fn open_with(target: &StoreTarget, mode: Mode) -> Result<Self, StoreError> {
         match target {
-            StoreTarget::DataDir(dir) => Self::open_sqlite(dir).await,
+            StoreTarget::DataDir(dir) => Self::open_sqlite_with(dir, mode).await,
             StoreTarget::Postgres(url) => {
                 let options =
                     PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
@@ -79,6 +96,10 @@ impl Store {
     }
 
     pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_sqlite_with(data_dir, Mode::Serve).await
+    }
+
+    async fn open_sqlite_with(data_dir: &Path, mode: Mode) -> Result<Self, StoreError> {
         ensure_writable(data_dir)?;
         let path = data_dir.join(SQLITE_FILE);
         let options = SqliteConnectOptions::new()
@@ -87,13 +108,26 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             // WAL with NORMAL is durable across process crashes and loses at most the last
             // transactions on power loss; the exchange opts into FULL where a receipt depends on it.
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(if mode == Mode::Load {
+                SqliteSynchronous::Off
+            } else {
+                SqliteSynchronous::Normal
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
+            // Cache in KiB: 64 MiB per serving connection; 1 GiB for the one loading connection,
+            // whose inserts land all over the person table's B-tree.
+            .pragma(
+                "cache_size",
+                if mode == Mode::Load {
+                    "-1048576"
+                } else {
+                    "-65536"
+                },
+            )
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(if mode == Mode::Load { 1 } else { 8 })
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await
@@ -118,7 +152,10 @@ impl Store {
         let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
             .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-            .map_err(|source| StoreError::Connect { target: target.clone(), source })?;
+            .map_err(|source| StoreError::Connect {
+                target: target.clone(),
+                source,
+            })?;
         probe.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)

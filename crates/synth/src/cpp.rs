@@ -37,10 +37,25 @@ const HOSPITAL: Profile = &[
     (SVARRAPPORT, "1.4", 1.0),
 ];
 const LABORATORY: Profile = &[(HENVISNING, "1.1", 1.0), (DIALOG, "1.1", 1.0)];
-const MUNICIPAL_CARE: Profile = &[(PLO, "1.5", 1.0), (PLO, "1.6", 0.85), (DIALOG, "1.0", 1.0), (DIALOG, "1.1", 0.8), (EPIKRISE, "1.2", 1.0)];
+const MUNICIPAL_CARE: Profile = &[
+    (PLO, "1.5", 1.0),
+    (PLO, "1.6", 0.85),
+    (DIALOG, "1.0", 1.0),
+    (DIALOG, "1.1", 0.8),
+    (EPIKRISE, "1.2", 1.0),
+];
 const PHARMACY: Profile = &[(DIALOG, "1.1", 1.0)];
-const CLINIC: Profile = &[(DIALOG, "1.0", 1.0), (DIALOG, "1.1", 0.7), (EPIKRISE, "1.2", 1.0)];
-const SPECIALIST: Profile = &[(DIALOG, "1.0", 1.0), (DIALOG, "1.1", 0.7), (EPIKRISE, "1.2", 1.0), (HENVISNING, "1.1", 1.0)];
+const CLINIC: Profile = &[
+    (DIALOG, "1.0", 1.0),
+    (DIALOG, "1.1", 0.7),
+    (EPIKRISE, "1.2", 1.0),
+];
+const SPECIALIST: Profile = &[
+    (DIALOG, "1.0", 1.0),
+    (DIALOG, "1.1", 0.7),
+    (EPIKRISE, "1.2", 1.0),
+    (HENVISNING, "1.1", 1.0),
+];
 
 fn profile(organisation: OrganisationKind) -> Profile {
     use OrganisationKind::*;
@@ -56,13 +71,27 @@ fn profile(organisation: OrganisationKind) -> Profile {
 }
 
 /// The CPP of a party of `kind` belonging to an organisation of `organisation` kind.
-pub fn processes(rng: &mut ChaCha20Rng, her_id: HerId, organisation: OrganisationKind, kind: PartyKind) -> Vec<CppProcess> {
+pub fn processes(
+    rng: &mut ChaCha20Rng,
+    her_id: HerId,
+    organisation: OrganisationKind,
+    kind: PartyKind,
+) -> Vec<CppProcess> {
     // A health trust receives nothing itself: its hospitals' departments do.
-    let business = if kind == PartyKind::Organisation && organisation == OrganisationKind::HealthTrust { &[][..] } else { profile(organisation) };
+    let business =
+        if kind == PartyKind::Organisation && organisation == OrganisationKind::HealthTrust {
+            &[][..]
+        } else {
+            profile(organisation)
+        };
     business
         .iter()
         .chain(RECEIPTS)
         .filter(|(_, _, share)| *share >= 1.0 || rng.random_bool(*share))
-        .map(|&(message_type, version, _)| CppProcess { her_id, message_type, version })
+        .map(|&(message_type, version, _)| CppProcess {
+            her_id,
+            message_type,
+            version,
+        })
         .collect()
 }

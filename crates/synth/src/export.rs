@@ -1,6 +1,11 @@
 //! Newline-delimited JSON export of the country, for tools outside helsenett.
 
-use std::{collections::HashMap, fs::File, io::{BufWriter, Write}, path::{Path, PathBuf}};
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+};
 
 use helsenett_store::records::{Address, Certificate, Organisation, Person, kind_code, sex_code};
 use serde::Serialize;
@@ -61,15 +66,26 @@ impl Exporter {
         std::fs::create_dir_all(dir).map_err(|e| SynthError::export(dir, e))?;
         let open = |name: &str| {
             let path = dir.join(name);
-            File::create(&path).map(BufWriter::new).map_err(|e| SynthError::export(&path, e))
+            File::create(&path)
+                .map(BufWriter::new)
+                .map_err(|e| SynthError::export(&path, e))
         };
-        Ok(Self { dir: dir.to_owned(), persons: open("persons.jsonl")?, parties: open("communication_parties.jsonl")? })
+        Ok(Self {
+            dir: dir.to_owned(),
+            persons: open("persons.jsonl")?,
+            parties: open("communication_parties.jsonl")?,
+        })
     }
 
     /// Writes a batch's persons (with their GP) and communication parties (with their CPP).
     pub fn write(&mut self, batch: &Batch) -> Result<(), SynthError> {
-        let gp_of_list: HashMap<i64, u32> = batch.gp_lists.iter().map(|l| (l.id, l.gp.get())).collect();
-        let gp_of_person: HashMap<_, _> = batch.gp_members.iter().map(|m| (m.nin, gp_of_list.get(&m.list_id).copied())).collect();
+        let gp_of_list: HashMap<i64, u32> =
+            batch.gp_lists.iter().map(|l| (l.id, l.gp.get())).collect();
+        let gp_of_person: HashMap<_, _> = batch
+            .gp_members
+            .iter()
+            .map(|m| (m.nin, gp_of_list.get(&m.list_id).copied()))
+            .collect();
         for person in &batch.persons {
             let line = PersonLine {
                 number_kind: kind_code(person.nin.kind()),
@@ -78,21 +94,34 @@ impl Exporter {
                 person,
                 gp_hpr: gp_of_person.get(&person.nin).copied().flatten(),
             };
-            line_to(&mut self.persons, &line).map_err(|e| SynthError::export(&self.dir.join("persons.jsonl"), e))?;
+            line_to(&mut self.persons, &line)
+                .map_err(|e| SynthError::export(&self.dir.join("persons.jsonl"), e))?;
         }
         let mut cpp: HashMap<_, Vec<Capability>> = HashMap::new();
         for p in &batch.cpp {
-            cpp.entry(p.her_id).or_default().push(Capability { message_type: p.message_type, version: p.version });
+            cpp.entry(p.her_id).or_default().push(Capability {
+                message_type: p.message_type,
+                version: p.version,
+            });
         }
         for party in &batch.parties {
-            let line = PartyLine { party, cpp: cpp.get(&party.her_id).map_or(&[], Vec::as_slice) };
-            line_to(&mut self.parties, &line).map_err(|e| SynthError::export(&self.dir.join("communication_parties.jsonl"), e))?;
+            let line = PartyLine {
+                party,
+                cpp: cpp.get(&party.her_id).map_or(&[], Vec::as_slice),
+            };
+            line_to(&mut self.parties, &line).map_err(|e| {
+                SynthError::export(&self.dir.join("communication_parties.jsonl"), e)
+            })?;
         }
         Ok(())
     }
 
     /// Writes the organisations with their certificates and flushes every file.
-    pub fn finish(mut self, organisations: &[Organisation], certificates: &[Certificate]) -> Result<(), SynthError> {
+    pub fn finish(
+        mut self,
+        organisations: &[Organisation],
+        certificates: &[Certificate],
+    ) -> Result<(), SynthError> {
         let path = self.dir.join("organisations.jsonl");
         let fail = |e| SynthError::export(&path, e);
         let mut out = BufWriter::new(File::create(&path).map_err(fail)?);
@@ -117,15 +146,22 @@ impl Exporter {
                         subject: &c.subject,
                         not_before: c.not_before,
                         not_after: c.not_after,
-                        sha256: openssl::sha::sha256(&c.der).iter().map(|b| format!("{b:02x}")).collect(),
+                        sha256: openssl::sha::sha256(&c.der)
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect(),
                     })
                     .collect(),
             };
             line_to(&mut out, &line).map_err(fail)?;
         }
         out.flush().map_err(fail)?;
-        self.persons.flush().map_err(|e| SynthError::export(&self.dir.join("persons.jsonl"), e))?;
-        self.parties.flush().map_err(|e| SynthError::export(&self.dir.join("communication_parties.jsonl"), e))
+        self.persons
+            .flush()
+            .map_err(|e| SynthError::export(&self.dir.join("persons.jsonl"), e))?;
+        self.parties
+            .flush()
+            .map_err(|e| SynthError::export(&self.dir.join("communication_parties.jsonl"), e))
     }
 }
 

@@ -9,7 +9,10 @@ use chrono::NaiveDate;
 use helsenett_core::time::now_millis;
 use helsenett_store::{
     Store,
-    records::{Certificate, CertificateAuthority, CertificateUsage, CountryInfo, Municipality, Organisation, SyntheticKey},
+    records::{
+        Certificate, CertificateAuthority, CertificateUsage, CountryInfo, Municipality,
+        Organisation, SyntheticKey,
+    },
 };
 use indicatif::ProgressBar;
 use openssl::{
@@ -58,9 +61,17 @@ struct Finish {
 }
 
 /// Generates the country of `plan` into an empty `store`.
-pub async fn generate(store: &Store, plan: Plan, options: Options, progress: &ProgressBar) -> Result<Summary, SynthError> {
+pub async fn generate(
+    store: &Store,
+    plan: Plan,
+    options: Options,
+    progress: &ProgressBar,
+) -> Result<Summary, SynthError> {
     if let Some(info) = store.country_info().await? {
-        return Err(SynthError::AlreadyGenerated { size: info.size, seed: info.seed });
+        return Err(SynthError::AlreadyGenerated {
+            size: info.size,
+            seed: info.seed,
+        });
     }
     if store.holds_country_data().await? {
         return Err(SynthError::Incomplete);
@@ -69,10 +80,18 @@ pub async fn generate(store: &Store, plan: Plan, options: Options, progress: &Pr
     let municipalities: Vec<Municipality> = plan
         .municipalities
         .iter()
-        .map(|(m, _)| Municipality { number: m.number.into(), name: m.name.into(), county: m.county.into(), population: m.population })
+        .map(|(m, _)| Municipality {
+            number: m.number.into(),
+            name: m.name.into(),
+            county: m.county.into(),
+            population: m.population,
+        })
         .collect();
     store.insert_all(&municipalities).await?;
-    let mut summary = Summary { municipalities: municipalities.len(), ..Summary::default() };
+    let mut summary = Summary {
+        municipalities: municipalities.len(),
+        ..Summary::default()
+    };
     progress.set_length(plan.persons());
 
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
@@ -94,7 +113,9 @@ pub async fn generate(store: &Store, plan: Plan, options: Options, progress: &Pr
     }
     // Dropping the receiver stops a generator that is still sending after a write failed.
     drop(rx);
-    let finish = generator.join().map_err(|_| SynthError::Thread("the generator thread panicked".into()));
+    let finish = generator
+        .join()
+        .map_err(|_| SynthError::Thread("the generator thread panicked".into()));
     written?;
     let finish = finish??;
 
@@ -102,7 +123,12 @@ pub async fn generate(store: &Store, plan: Plan, options: Options, progress: &Pr
         .keys
         .iter()
         .enumerate()
-        .map(|(i, k)| Ok(SyntheticKey { id: i as i64, private_key_pem: pem(k.private_key_to_pem_pkcs8()?) }))
+        .map(|(i, k)| {
+            Ok(SyntheticKey {
+                id: i as i64,
+                private_key_pem: pem(k.private_key_to_pem_pkcs8()?),
+            })
+        })
         .collect::<Result<_, openssl::error::ErrorStack>>()?;
     let ca = CertificateAuthority {
         name: pki::CA_NAME.into(),
@@ -122,11 +148,19 @@ pub async fn generate(store: &Store, plan: Plan, options: Options, progress: &Pr
     };
     store.insert_all(&[info]).await?;
     progress.finish_and_clear();
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, persons = summary.persons, "synthetic country generated");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        persons = summary.persons,
+        "synthetic country generated"
+    );
     Ok(summary)
 }
 
-async fn write_batch(store: &Store, batch: &Batch, summary: &mut Summary) -> Result<(), SynthError> {
+async fn write_batch(
+    store: &Store,
+    batch: &Batch,
+    summary: &mut Summary,
+) -> Result<(), SynthError> {
     store.insert_all(&batch.persons).await?;
     store.insert_all(&batch.organisations).await?;
     store.insert_all(&batch.parties).await?;
@@ -144,51 +178,91 @@ async fn write_batch(store: &Store, batch: &Batch, summary: &mut Summary) -> Res
 }
 
 /// Runs on the generator thread: every batch in order, then the certificates.
-fn make_country(plan: Plan, options: Options, tx: mpsc::Sender<Batch>) -> Result<Finish, SynthError> {
-    let Options { seed, as_of, export } = options;
+fn make_country(
+    plan: Plan,
+    options: Options,
+    tx: mpsc::Sender<Batch>,
+) -> Result<Finish, SynthError> {
+    let Options {
+        seed,
+        as_of,
+        export,
+    } = options;
     let key_pool = plan.key_pool;
     let keys = thread::Builder::new()
         .name("synth-keys".into())
-        .spawn(move || (0..key_pool).map(|i| pki::seeded_rsa(seed, &format!("party-key:{i}"))).collect::<Result<Vec<_>, _>>())
+        .spawn(move || {
+            (0..key_pool)
+                .map(|i| pki::seeded_rsa(seed, &format!("party-key:{i}")))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(|e| SynthError::Thread(e.to_string()))?;
     let mut exporter = export.as_deref().map(Exporter::create).transpose()?;
     let reference = reference();
     let mut nins = NinAllocator::default();
     let mut seq = Sequences::default();
     let mut organisations: Vec<Organisation> = Vec::new();
-    let mut send = |batch: Batch, organisations: &mut Vec<Organisation>| -> Result<(), SynthError> {
-        if let Some(exporter) = exporter.as_mut() {
-            exporter.write(&batch)?;
-        }
-        organisations.extend(batch.organisations.iter().cloned());
-        // A closed channel means the writer failed; it reports why.
-        tx.blocking_send(batch).map_err(|_| SynthError::WriterStopped)
-    };
+    let mut send =
+        |batch: Batch, organisations: &mut Vec<Organisation>| -> Result<(), SynthError> {
+            if let Some(exporter) = exporter.as_mut() {
+                exporter.write(&batch)?;
+            }
+            organisations.extend(batch.organisations.iter().cloned());
+            // A closed channel means the writer failed; it reports why.
+            tx.blocking_send(batch)
+                .map_err(|_| SynthError::WriterStopped)
+        };
 
     for (municipality, persons) in &plan.municipalities {
         let mut rng = seeded_rng(seed, &format!("municipality:{}", municipality.number));
-        let mut people = PeopleMaker { rng: &mut rng, reference, nins: &mut nins, as_of, municipality };
-        let mut batch = Batch { persons: people.households(*persons), ..Batch::default() };
+        let mut people = PeopleMaker {
+            rng: &mut rng,
+            reference,
+            nins: &mut nins,
+            as_of,
+            municipality,
+        };
+        let mut batch = Batch {
+            persons: people.households(*persons),
+            ..Batch::default()
+        };
         Providers::new(people, &mut seq, &mut batch).municipality();
         send(batch, &mut organisations)?;
     }
     for (county, hospitals) in counties(&plan) {
         let mut rng = seeded_rng(seed, &format!("county:{county}"));
-        let municipality = plan.municipalities.iter().find(|(m, _)| m.name == hospitals[0]).expect("hospital town is planned").0;
-        let people = PeopleMaker { rng: &mut rng, reference, nins: &mut nins, as_of, municipality };
+        let municipality = plan
+            .municipalities
+            .iter()
+            .find(|(m, _)| m.name == hospitals[0])
+            .expect("hospital town is planned")
+            .0;
+        let people = PeopleMaker {
+            rng: &mut rng,
+            reference,
+            nins: &mut nins,
+            as_of,
+            municipality,
+        };
         let mut batch = Batch::default();
         Providers::new(people, &mut seq, &mut batch).health_trust(county, &hospitals);
         send(batch, &mut organisations)?;
     }
     drop(send);
 
-    let keys = keys.join().map_err(|_| SynthError::Thread("the key thread panicked".into()))??;
+    let keys = keys
+        .join()
+        .map_err(|_| SynthError::Thread("the key thread panicked".into()))??;
     let ca = TestCa::new(seed, as_of)?;
     let certificates = issue_certificates(&ca, &keys, &organisations, as_of)?;
     if let Some(exporter) = exporter {
         exporter.finish(&organisations, &certificates)?;
     }
-    Ok(Finish { ca, keys, certificates })
+    Ok(Finish {
+        ca,
+        keys,
+        certificates,
+    })
 }
 
 /// Each county's hospital towns: its largest planned municipalities, one per 300,000 people
@@ -207,14 +281,26 @@ fn counties(plan: &Plan) -> Vec<(&'static str, Vec<&'static str>)> {
             let total: u32 = towns.iter().map(|(_, n)| n).sum();
             towns.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             let count = (1 + total / 300_000).min(4) as usize;
-            (county, towns.into_iter().take(count).map(|(name, _)| name).collect())
+            (
+                county,
+                towns
+                    .into_iter()
+                    .take(count)
+                    .map(|(name, _)| name)
+                    .collect(),
+            )
         })
         .collect()
 }
 
 /// A signing and an encryption certificate per organisation, issued on two threads. Keys are
 /// drawn from the pool in turn; serials follow the organisation order (the CA has serial 1).
-fn issue_certificates(ca: &TestCa, keys: &[PKey<Private>], organisations: &[Organisation], as_of: NaiveDate) -> Result<Vec<Certificate>, SynthError> {
+fn issue_certificates(
+    ca: &TestCa,
+    keys: &[PKey<Private>],
+    organisations: &[Organisation],
+    as_of: NaiveDate,
+) -> Result<Vec<Certificate>, SynthError> {
     let half = organisations.len().div_ceil(2).max(1);
     thread::scope(|scope| {
         let parts: Vec<_> = organisations
@@ -225,13 +311,26 @@ fn issue_certificates(ca: &TestCa, keys: &[PKey<Private>], organisations: &[Orga
                     let mut out = Vec::with_capacity(orgs.len() * 2);
                     for (i, org) in orgs.iter().enumerate() {
                         let index = (chunk * half + i) * 2;
-                        for (offset, (usage, purpose)) in
-                            [(CertificateUsage::Signing, KeyPurpose::Signing), (CertificateUsage::Encryption, KeyPurpose::Encryption)].into_iter().enumerate()
+                        for (offset, (usage, purpose)) in [
+                            (CertificateUsage::Signing, KeyPurpose::Signing),
+                            (CertificateUsage::Encryption, KeyPurpose::Encryption),
+                        ]
+                        .into_iter()
+                        .enumerate()
                         {
                             let n = index + offset;
                             let key_id = n % keys.len();
                             let orgnr = org.orgnr.to_string();
-                            let cert = ca.issue(&Subject { name: &org.name, orgnr: &orgnr }, purpose, &keys[key_id], n as u64 + 2, as_of)?;
+                            let cert = ca.issue(
+                                &Subject {
+                                    name: &org.name,
+                                    orgnr: &orgnr,
+                                },
+                                purpose,
+                                &keys[key_id],
+                                n as u64 + 2,
+                                as_of,
+                            )?;
                             out.push(Certificate {
                                 serial: format!("{:x}", n + 2),
                                 orgnr: org.orgnr,
@@ -250,7 +349,10 @@ fn issue_certificates(ca: &TestCa, keys: &[PKey<Private>], organisations: &[Orga
             .collect();
         let mut all = Vec::with_capacity(organisations.len() * 2);
         for part in parts {
-            all.extend(part.join().map_err(|_| SynthError::Thread("a certificate thread panicked".into()))??);
+            all.extend(
+                part.join()
+                    .map_err(|_| SynthError::Thread("a certificate thread panicked".into()))??,
+            );
         }
         Ok(all)
     })

@@ -20,14 +20,21 @@ use rand_chacha::ChaCha20Rng;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
-    #[error("the store already holds a synthetic country (size {size}, seed {seed}); use an empty data dir or database")]
+    #[error(
+        "the store already holds a synthetic country (size {size}, seed {seed}); use an empty data dir or database"
+    )]
     AlreadyGenerated { size: String, seed: u64 },
-    #[error("the store holds part of a country from an interrupted run; use an empty data dir or database")]
+    #[error(
+        "the store holds part of a country from an interrupted run; use an empty data dir or database"
+    )]
     Incomplete,
     #[error(transparent)]
     Store(#[from] helsenett_store::StoreError),
     #[error("cannot write export {path}: {source}")]
-    Export { path: std::path::PathBuf, source: std::io::Error },
+    Export {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("certificate authority: {0}")]
     Pki(#[from] openssl::error::ErrorStack),
     #[error("the store writer stopped")]
@@ -38,7 +45,10 @@ pub enum SynthError {
 
 impl SynthError {
     fn export(path: &Path, source: std::io::Error) -> Self {
-        SynthError::Export { path: path.to_owned(), source }
+        SynthError::Export {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -48,7 +58,9 @@ pub(crate) fn seeded_rng(seed: u64, stream: &str) -> ChaCha20Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     // FNV-1a of the stream name: a stable, dependency-free 64-bit hash.
-    let hash = stream.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = stream.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     key[8..16].copy_from_slice(&hash.to_le_bytes());
     ChaCha20Rng::from_seed(key)
 }

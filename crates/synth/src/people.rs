@@ -55,7 +55,17 @@ fn adult_age(rng: &mut ChaCha20Rng, min: u32, max: u32) -> u32 {
     loop {
         let total: u32 = ADULT_DECADE_WEIGHTS.iter().sum();
         let mut pick = rng.random_range(0..total);
-        let decade = ADULT_DECADE_WEIGHTS.iter().position(|&w| if pick < w { true } else { pick -= w; false }).expect("in range");
+        let decade = ADULT_DECADE_WEIGHTS
+            .iter()
+            .position(|&w| {
+                if pick < w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            })
+            .expect("in range");
         let age = 20 + decade as u32 * 10 + rng.random_range(0..10);
         if (min..=max).contains(&age) {
             return age;
@@ -82,7 +92,11 @@ impl PeopleMaker<'_> {
                 let age = adult_age(self.rng, 20, 99);
                 let sex = self.sex();
                 // Some single working-age adults are here temporarily and have a D-nummer.
-                let kind = if age < 60 && self.rng.random_bool(0.06) { NumberKind::DNummer } else { NumberKind::Fodselsnummer };
+                let kind = if age < 60 && self.rng.random_bool(0.06) {
+                    NumberKind::DNummer
+                } else {
+                    NumberKind::Fodselsnummer
+                };
                 let family = self.family_name();
                 people.push(self.person(age, sex, kind, family, &address));
             } else if roll < 0.92 {
@@ -91,22 +105,44 @@ impl PeopleMaker<'_> {
                 let age = adult_age(self.rng, min, max);
                 let partner_age = (age as i32 + self.rng.random_range(-4..=4)).clamp(20, 99) as u32;
                 let sex = self.sex();
-                let partner_sex = if !with_children && self.rng.random_bool(0.04) { sex } else { other(sex) };
+                let partner_sex = if !with_children && self.rng.random_bool(0.04) {
+                    sex
+                } else {
+                    other(sex)
+                };
                 let family = self.family_name();
-                let partner_family = if self.rng.random_bool(0.5) { family } else { self.family_name() };
+                let partner_family = if self.rng.random_bool(0.5) {
+                    family
+                } else {
+                    self.family_name()
+                };
                 let mut a = self.person(age, sex, NumberKind::Fodselsnummer, family, &address);
-                let mut b = self.person(partner_age, partner_sex, NumberKind::Fodselsnummer, partner_family, &address);
+                let mut b = self.person(
+                    partner_age,
+                    partner_sex,
+                    NumberKind::Fodselsnummer,
+                    partner_family,
+                    &address,
+                );
                 if self.rng.random_bool(0.7) {
                     a.spouse = Some(b.nin);
                     b.spouse = Some(a.nin);
                 }
                 let youngest_parent = age.min(partner_age);
-                let children = if with_children { self.children(youngest_parent, family, &address, &[&a, &b]) } else { Vec::new() };
+                let children = if with_children {
+                    self.children(youngest_parent, family, &address, &[&a, &b])
+                } else {
+                    Vec::new()
+                };
                 people.extend([a, b]);
                 people.extend(children);
             } else {
                 let age = adult_age(self.rng, 22, 55);
-                let sex = if self.rng.random_bool(0.8) { Sex::Female } else { Sex::Male };
+                let sex = if self.rng.random_bool(0.8) {
+                    Sex::Female
+                } else {
+                    Sex::Male
+                };
                 let family = self.family_name();
                 let parent = self.person(age, sex, NumberKind::Fodselsnummer, family, &address);
                 let children = self.children(age, family, &address, &[&parent]);
@@ -118,7 +154,13 @@ impl PeopleMaker<'_> {
     }
 
     /// One to three children under 20 and at least 18 years younger than the youngest parent.
-    fn children(&mut self, youngest_parent: u32, family: &str, address: &Address, parents: &[&Person]) -> Vec<Person> {
+    fn children(
+        &mut self,
+        youngest_parent: u32,
+        family: &str,
+        address: &Address,
+        parents: &[&Person],
+    ) -> Vec<Person> {
         let oldest = (youngest_parent - 18).min(19);
         let count = self.rng.random_range(1..=3);
         (0..count)
@@ -137,7 +179,14 @@ impl PeopleMaker<'_> {
             .collect()
     }
 
-    fn person(&mut self, age: u32, sex: Sex, kind: NumberKind, family: &str, address: &Address) -> Person {
+    fn person(
+        &mut self,
+        age: u32,
+        sex: Sex,
+        kind: NumberKind,
+        family: &str,
+        address: &Address,
+    ) -> Person {
         let days = u64::from(age) * 365 + u64::from(age / 4) + self.rng.random_range(0..365);
         let birth = self.as_of - Days::new(days);
         let names = match sex {
@@ -160,18 +209,33 @@ impl PeopleMaker<'_> {
     }
 
     fn sex(&mut self) -> Sex {
-        if self.rng.random_bool(0.5) { Sex::Female } else { Sex::Male }
+        if self.rng.random_bool(0.5) {
+            Sex::Female
+        } else {
+            Sex::Male
+        }
     }
 
     fn family_name(&mut self) -> &'static str {
-        self.reference.family_names.choose(self.rng).expect("family names")
+        self.reference
+            .family_names
+            .choose(self.rng)
+            .expect("family names")
     }
 
     /// A street address in the municipality.
     pub fn address(&mut self) -> Address {
-        let street = self.reference.street_names.choose(self.rng).expect("streets");
+        let street = self
+            .reference
+            .street_names
+            .choose(self.rng)
+            .expect("streets");
         let number = self.rng.random_range(1..=140);
-        let letter = if self.rng.random_bool(0.1) { ["A", "B", "C"].choose(self.rng).expect("letters") } else { "" };
+        let letter = if self.rng.random_bool(0.1) {
+            ["A", "B", "C"].choose(self.rng).expect("letters")
+        } else {
+            ""
+        };
         Address {
             street: format!("{street} {number}{letter}"),
             postal_code: self.municipality.postcode.to_owned(),
@@ -207,7 +271,10 @@ mod tests {
             // After a date's numbers run out people move to the next day, never earlier.
             assert!(nin.birth_date() >= date);
         }
-        assert!(seen.iter().any(|n| n.birth_date() > date), "1,000 people cannot share one date");
+        assert!(
+            seen.iter().any(|n| n.birth_date() > date),
+            "1,000 people cannot share one date"
+        );
     }
 
     #[test]

@@ -62,11 +62,17 @@ fn seeded_rsa_bits(seed: u64, stream: &str, bits: u32) -> Result<PKey<Private>, 
     dmp1.checked_rem(&d, &p1, &mut ctx)?;
     dmq1.checked_rem(&d, &q1, &mut ctx)?;
     iqmp.mod_inverse(&q, &p, &mut ctx)?;
-    PKey::from_rsa(Rsa::from_private_components(n, e, d, p, q, dmp1, dmq1, iqmp)?)
+    PKey::from_rsa(Rsa::from_private_components(
+        n, e, d, p, q, dmp1, dmq1, iqmp,
+    )?)
 }
 
 /// A prime of exactly `bits` bits with `p - 1` coprime to the public exponent.
-fn seeded_prime(rng: &mut ChaCha20Rng, bits: u32, ctx: &mut BigNumContext) -> Result<BigNum, ErrorStack> {
+fn seeded_prime(
+    rng: &mut ChaCha20Rng,
+    bits: u32,
+    ctx: &mut BigNumContext,
+) -> Result<BigNum, ErrorStack> {
     let mut bytes = vec![0u8; (bits / 8) as usize];
     loop {
         rng.fill_bytes(&mut bytes);
@@ -78,7 +84,9 @@ fn seeded_prime(rng: &mut ChaCha20Rng, bits: u32, ctx: &mut BigNumContext) -> Re
             if candidate.num_bits() as u32 != bits {
                 break;
             }
-            if candidate.mod_word(PUBLIC_EXPONENT)? != 1 && candidate.is_prime_fasttest(0, ctx, true)? {
+            if candidate.mod_word(PUBLIC_EXPONENT)? != 1
+                && candidate.is_prime_fasttest(0, ctx, true)?
+            {
                 return Ok(candidate);
             }
             candidate.add_word(2)?;
@@ -126,11 +134,20 @@ impl TestCa {
         builder.set_not_before(&not_before)?;
         builder.set_not_after(&not_after)?;
         builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-        builder.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        builder.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
         let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
         builder.append_extension(ski)?;
         builder.sign(&key, MessageDigest::sha256())?;
-        Ok(Self { certificate: builder.build(), key })
+        Ok(Self {
+            certificate: builder.build(),
+            key,
+        })
     }
 
     pub fn certificate(&self) -> &X509 {
@@ -143,7 +160,14 @@ impl TestCa {
 
     /// An enterprise certificate for `subject`'s `key`, as NHN's members hold: the subject names
     /// the organisation by its organisasjonsnummer (SEID 2.0 `organizationIdentifier`).
-    pub fn issue(&self, subject: &Subject<'_>, purpose: KeyPurpose, key: &PKey<Private>, serial: u64, as_of: NaiveDate) -> Result<X509, ErrorStack> {
+    pub fn issue(
+        &self,
+        subject: &Subject<'_>,
+        purpose: KeyPurpose,
+        key: &PKey<Private>,
+        serial: u64,
+        as_of: NaiveDate,
+    ) -> Result<X509, ErrorStack> {
         let mut builder = X509Builder::new()?;
         builder.set_version(2)?;
         let serial = serial_number(serial)?;
@@ -157,8 +181,16 @@ impl TestCa {
         builder.set_not_after(&not_after)?;
         builder.append_extension(BasicConstraints::new().critical().build()?)?;
         let usage = match purpose {
-            KeyPurpose::Signing => KeyUsage::new().critical().digital_signature().non_repudiation().build()?,
-            KeyPurpose::Encryption => KeyUsage::new().critical().key_encipherment().data_encipherment().build()?,
+            KeyPurpose::Signing => KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .non_repudiation()
+                .build()?,
+            KeyPurpose::Encryption => KeyUsage::new()
+                .critical()
+                .key_encipherment()
+                .data_encipherment()
+                .build()?,
         };
         builder.append_extension(usage)?;
         let context = builder.x509v3_context(Some(&self.certificate), None);
@@ -180,7 +212,10 @@ fn enterprise_name(subject: &Subject<'_>) -> Result<X509Name, ErrorStack> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_text("C", "NO")?;
     name.append_entry_by_text("O", subject.name)?;
-    name.append_entry_by_text("organizationIdentifier", &format!("NTRNO-{}", subject.orgnr))?;
+    name.append_entry_by_text(
+        "organizationIdentifier",
+        &format!("NTRNO-{}", subject.orgnr),
+    )?;
     name.append_entry_by_text("serialNumber", subject.orgnr)?;
     name.append_entry_by_text("CN", subject.name)?;
     Ok(name.build())
@@ -190,8 +225,16 @@ fn enterprise_name(subject: &Subject<'_>) -> Result<X509Name, ErrorStack> {
 fn validity(as_of: NaiveDate, years: u32) -> Result<(Asn1Time, Asn1Time), ErrorStack> {
     let start = as_of - Days::new(BACKDATE_DAYS);
     let end = start + Months::new(12 * years);
-    let unix = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
-    Ok((Asn1Time::from_unix(unix(start))?, Asn1Time::from_unix(unix(end))?))
+    let unix = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+    };
+    Ok((
+        Asn1Time::from_unix(unix(start))?,
+        Asn1Time::from_unix(unix(end))?,
+    ))
 }
 
 /// Seconds since the epoch of an `Asn1Time`, for storage.
@@ -204,7 +247,11 @@ pub fn unix_seconds(time: &openssl::asn1::Asn1TimeRef) -> Result<i64, ErrorStack
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::{nid::Nid, stack::Stack, x509::{X509StoreContext, store::X509StoreBuilder}};
+    use openssl::{
+        nid::Nid,
+        stack::Stack,
+        x509::{X509StoreContext, store::X509StoreBuilder},
+    };
 
     fn as_of() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
@@ -218,46 +265,90 @@ mod tests {
         let rsa = a.rsa().unwrap();
         assert!(rsa.check_key().unwrap());
         assert_eq!(rsa.n().num_bits(), 2048);
-        assert_eq!(a.private_key_to_pkcs8().unwrap(), b.private_key_to_pkcs8().unwrap());
-        assert_ne!(a.public_key_to_der().unwrap(), c.public_key_to_der().unwrap());
+        assert_eq!(
+            a.private_key_to_pkcs8().unwrap(),
+            b.private_key_to_pkcs8().unwrap()
+        );
+        assert_ne!(
+            a.public_key_to_der().unwrap(),
+            c.public_key_to_der().unwrap()
+        );
     }
 
     #[test]
     fn issued_certificates_chain_to_the_ca_with_the_right_usage() {
         let ca = TestCa::new(1, as_of()).unwrap();
         let key = seeded_rsa(1, "party-key-0").unwrap();
-        let subject = Subject { name: "Syntetisk legekontor", orgnr: "300000008" };
-        let cert = ca.issue(&subject, KeyPurpose::Encryption, &key, 2, as_of()).unwrap();
+        let subject = Subject {
+            name: "Syntetisk legekontor",
+            orgnr: "300000008",
+        };
+        let cert = ca
+            .issue(&subject, KeyPurpose::Encryption, &key, 2, as_of())
+            .unwrap();
 
         let mut trust = X509StoreBuilder::new().unwrap();
         trust.add_cert(ca.certificate().clone()).unwrap();
         let trust = trust.build();
         let mut context = X509StoreContext::new().unwrap();
         let chain = Stack::new().unwrap();
-        assert!(context.init(&trust, &cert, &chain, |c| c.verify_cert()).unwrap());
+        assert!(
+            context
+                .init(&trust, &cert, &chain, |c| c.verify_cert())
+                .unwrap()
+        );
 
-        let orgnr = cert.subject_name().entries_by_nid(Nid::SERIALNUMBER).next().unwrap().data().to_string().unwrap();
+        let orgnr = cert
+            .subject_name()
+            .entries_by_nid(Nid::SERIALNUMBER)
+            .next()
+            .unwrap()
+            .data()
+            .to_string()
+            .unwrap();
         assert_eq!(orgnr, "300000008");
         let text = String::from_utf8(cert.to_text().unwrap()).unwrap();
-        assert!(text.contains("Key Encipherment, Data Encipherment"), "{text}");
+        assert!(
+            text.contains("Key Encipherment, Data Encipherment"),
+            "{text}"
+        );
         assert!(text.contains("CA:FALSE"), "{text}");
-        let signing = ca.issue(&subject, KeyPurpose::Signing, &key, 3, as_of()).unwrap();
+        let signing = ca
+            .issue(&subject, KeyPurpose::Signing, &key, 3, as_of())
+            .unwrap();
         let text = String::from_utf8(signing.to_text().unwrap()).unwrap();
-        assert!(text.contains("Digital Signature, Non Repudiation"), "{text}");
+        assert!(
+            text.contains("Digital Signature, Non Repudiation"),
+            "{text}"
+        );
 
         // Valid on the country's date, issued by the CA.
-        let now = Asn1Time::from_unix(as_of().and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp()).unwrap();
+        let now = Asn1Time::from_unix(as_of().and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp())
+            .unwrap();
         assert!(cert.not_before() < now && now < cert.not_after());
-        assert_eq!(unix_seconds(cert.not_before()).unwrap(), (as_of() - Days::new(30)).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp());
+        assert_eq!(
+            unix_seconds(cert.not_before()).unwrap(),
+            (as_of() - Days::new(30))
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp()
+        );
     }
 
     #[test]
     fn the_same_seed_issues_the_same_bytes() {
-        let subject = Subject { name: "Apotek", orgnr: "300000016" };
+        let subject = Subject {
+            name: "Apotek",
+            orgnr: "300000016",
+        };
         let der = || {
             let ca = TestCa::new(9, as_of()).unwrap();
             let key = seeded_rsa(9, "k").unwrap();
-            ca.issue(&subject, KeyPurpose::Signing, &key, 5, as_of()).unwrap().to_der().unwrap()
+            ca.issue(&subject, KeyPurpose::Signing, &key, 5, as_of())
+                .unwrap()
+                .to_der()
+                .unwrap()
         };
         assert_eq!(der(), der());
     }

@@ -37,7 +37,16 @@ impl fmt::Display for Size {
 }
 
 /// The municipalities of the small country, from north to south.
-const SMALL_MUNICIPALITIES: [&str; 8] = ["Vadsø", "Tromsø", "Bodø", "Trondheim", "Bergen", "Lillehammer", "Oslo", "Kristiansand"];
+const SMALL_MUNICIPALITIES: [&str; 8] = [
+    "Vadsø",
+    "Tromsø",
+    "Bodø",
+    "Trondheim",
+    "Bergen",
+    "Lillehammer",
+    "Oslo",
+    "Kristiansand",
+];
 
 /// A concrete plan: which municipalities, how many people in each, and how many distinct RSA
 /// keys the parties' certificates draw on.
@@ -52,24 +61,68 @@ impl Plan {
     pub fn for_size(size: Size) -> Self {
         let all = &reference().municipalities;
         match size {
-            Size::Small => {
-                let chosen = SMALL_MUNICIPALITIES.iter().map(|n| all.iter().find(|m| m.name == *n).expect("small municipality exists")).collect();
-                Self::scaled(size.to_string(), chosen, 10_000, 300, 128)
-            }
+            Size::Small => Self::custom(&size.to_string(), &SMALL_MUNICIPALITIES, 10_000, 128)
+                .expect("small municipalities exist"),
             Size::Medium => Self::scaled(size.to_string(), all.iter().collect(), 500_000, 100, 64),
-            Size::Norway => Plan { name: size.to_string(), municipalities: all.iter().map(|m| (m, m.population)).collect(), key_pool: 64 },
+            Size::Norway => Plan {
+                name: size.to_string(),
+                municipalities: all.iter().map(|m| (m, m.population)).collect(),
+                key_pool: 64,
+            },
         }
+    }
+
+    /// A country of the named municipalities with about `persons` people between them and
+    /// `key_pool` distinct RSA keys. Fails on a name that is not a Norwegian municipality.
+    pub fn custom(
+        name: &str,
+        municipalities: &[&str],
+        persons: u32,
+        key_pool: usize,
+    ) -> Result<Self, String> {
+        let all = &reference().municipalities;
+        let chosen = municipalities
+            .iter()
+            .map(|n| {
+                all.iter()
+                    .find(|m| m.name == *n)
+                    .ok_or_else(|| format!("{n:?} is not a Norwegian municipality"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self::scaled(
+            name.to_owned(),
+            chosen,
+            persons,
+            300,
+            key_pool,
+        ))
     }
 
     /// `total` people spread over `chosen` in proportion to their real populations, at least
     /// `floor` in each.
-    pub fn scaled(name: String, chosen: Vec<&'static MunicipalityRef>, total: u32, floor: u32, key_pool: usize) -> Self {
+    fn scaled(
+        name: String,
+        chosen: Vec<&'static MunicipalityRef>,
+        total: u32,
+        floor: u32,
+        key_pool: usize,
+    ) -> Self {
         let real: u64 = chosen.iter().map(|m| u64::from(m.population)).sum();
         let municipalities = chosen
             .into_iter()
-            .map(|m| (m, (u64::from(total) * u64::from(m.population) / real.max(1)).max(u64::from(floor)) as u32))
+            .map(|m| {
+                (
+                    m,
+                    (u64::from(total) * u64::from(m.population) / real.max(1)).max(u64::from(floor))
+                        as u32,
+                )
+            })
             .collect();
-        Plan { name, municipalities, key_pool: key_pool.max(1) }
+        Plan {
+            name,
+            municipalities,
+            key_pool: key_pool.max(1),
+        }
     }
 
     pub fn persons(&self) -> u64 {

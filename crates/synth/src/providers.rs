@@ -5,9 +5,13 @@
 use chrono::{Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer};
 use helsenett_store::records::{
-    CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation, OrganisationKind, PartyKind, Person, Profession,
+    CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
+    OrganisationKind, PartyKind, Person, Profession,
 };
-use rand::{Rng, seq::{IndexedRandom, SliceRandom}};
+use rand::{
+    Rng,
+    seq::{IndexedRandom, SliceRandom},
+};
 use rand_chacha::ChaCha20Rng;
 
 use crate::{cpp, people::PeopleMaker};
@@ -26,7 +30,12 @@ pub struct Sequences {
 
 impl Default for Sequences {
     fn default() -> Self {
-        Self { orgnr: 0, her_id: FIRST_HER_ID, hpr: FIRST_HPR, gp_list: 0 }
+        Self {
+            orgnr: 0,
+            her_id: FIRST_HER_ID,
+            hpr: FIRST_HPR,
+            gp_list: 0,
+        }
     }
 }
 
@@ -91,11 +100,18 @@ impl<'a, 'p> Providers<'a, 'p> {
             .persons
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.nin.kind() == NumberKind::Fodselsnummer && (28..=66).contains(&age(p.nin, as_of)))
+            .filter(|(_, p)| {
+                p.nin.kind() == NumberKind::Fodselsnummer && (28..=66).contains(&age(p.nin, as_of))
+            })
             .map(|(i, _)| i)
             .collect();
         staff.shuffle(people.rng);
-        Self { people, seq, batch, staff }
+        Self {
+            people,
+            seq,
+            batch,
+            staff,
+        }
     }
 
     fn rng(&mut self) -> &mut ChaCha20Rng {
@@ -111,32 +127,94 @@ impl<'a, 'p> Providers<'a, 'p> {
 
         // GPs are hired first: every person must be on a list, so a GP must exist.
         self.gp_offices(per(1_100).max(1));
-        let kommune = self.organisation(OrganisationKind::Municipality, format!("{} kommune", m.name), None);
-        for service in ["Legevakt", "Helsestasjon", "Tildelingskontor helse og omsorg", "Psykisk helse og rus", "Fysio- og ergoterapitjenesten"] {
-            self.sub_party(kommune, kommune.her_id, PartyKind::Service, format!("{service}, {} kommune", m.name));
+        let kommune = self.organisation(
+            OrganisationKind::Municipality,
+            format!("{} kommune", m.name),
+            None,
+        );
+        for service in [
+            "Legevakt",
+            "Helsestasjon",
+            "Tildelingskontor helse og omsorg",
+            "Psykisk helse og rus",
+            "Fysio- og ergoterapitjenesten",
+        ] {
+            self.sub_party(
+                kommune,
+                kommune.her_id,
+                PartyKind::Service,
+                format!("{service}, {} kommune", m.name),
+            );
         }
-        let home_care = self.organisation(OrganisationKind::HomeCare, format!("Hjemmetjenesten i {}", m.name), Some(kommune.orgnr));
-        for zone in ZONES.iter().take((1 + persons / 20_000).min(ZONES.len() as u32) as usize) {
-            self.sub_party(home_care, home_care.her_id, PartyKind::Department, format!("Hjemmesykepleien sone {zone}"));
+        let home_care = self.organisation(
+            OrganisationKind::HomeCare,
+            format!("Hjemmetjenesten i {}", m.name),
+            Some(kommune.orgnr),
+        );
+        for zone in ZONES
+            .iter()
+            .take((1 + persons / 20_000).min(ZONES.len() as u32) as usize)
+        {
+            self.sub_party(
+                home_care,
+                home_care.her_id,
+                PartyKind::Department,
+                format!("Hjemmesykepleien sone {zone}"),
+            );
         }
         for _ in 0..per(6_100).max(1) {
-            let name = format!("{} sykehjem", NURSING_HOMES.choose(self.rng()).expect("names"));
-            let home = self.organisation(OrganisationKind::NursingHome, format!("{name}, {}", m.name), Some(kommune.orgnr));
+            let name = format!(
+                "{} sykehjem",
+                NURSING_HOMES.choose(self.rng()).expect("names")
+            );
+            let home = self.organisation(
+                OrganisationKind::NursingHome,
+                format!("{name}, {}", m.name),
+                Some(kommune.orgnr),
+            );
             for ward in 1..=self.rng().random_range(2..=5) {
-                self.sub_party(home, home.her_id, PartyKind::Department, format!("{name} avdeling {ward}"));
+                self.sub_party(
+                    home,
+                    home.her_id,
+                    PartyKind::Department,
+                    format!("{name} avdeling {ward}"),
+                );
             }
             self.professional(home, Profession::Nurse, false);
         }
-        for _ in 0..per(5_500) {
+        // Nearly every Norwegian municipality has a pharmacy, however small.
+        for _ in 0..per(5_500).max(1) {
             let street = self.street();
-            let pharmacy = self.organisation(OrganisationKind::Pharmacy, format!("{street} apotek, {}", m.name), None);
+            let pharmacy = self.organisation(
+                OrganisationKind::Pharmacy,
+                format!("{street} apotek, {}", m.name),
+                None,
+            );
             for _ in 0..self.rng().random_range(1..=3) {
                 self.professional(pharmacy, Profession::Pharmacist, false);
             }
         }
-        self.clinics(OrganisationKind::PhysiotherapyClinic, "fysioterapi", Profession::Physiotherapist, per(4_000), 2..=4);
-        self.clinics(OrganisationKind::DentalClinic, "tannklinikk", Profession::Dentist, per(3_300), 1..=3);
-        self.clinics(OrganisationKind::SpecialistPractice, "spesialistpraksis", Profession::Doctor, per(10_000), 1..=3);
+        self.clinics(
+            OrganisationKind::PhysiotherapyClinic,
+            "fysioterapi",
+            Profession::Physiotherapist,
+            per(4_000),
+            2..=4,
+        );
+        self.clinics(
+            OrganisationKind::DentalClinic,
+            "tannklinikk",
+            Profession::Dentist,
+            per(3_300),
+            1..=3,
+        );
+        self.clinics(
+            OrganisationKind::SpecialistPractice,
+            "spesialistpraksis",
+            Profession::Doctor,
+            per(10_000),
+            1..=3,
+        );
     }
 
     /// GP offices holding `gps` GPs between them; every person is put on one GP's list.
@@ -147,9 +225,15 @@ impl<'a, 'p> Providers<'a, 'p> {
             let size = self.rng().random_range(1..=6).min(remaining);
             remaining -= size;
             let street = self.street();
-            let office = self.organisation(OrganisationKind::GpOffice, format!("{street} legekontor, {}", self.people.municipality.name), None);
+            let office = self.organisation(
+                OrganisationKind::GpOffice,
+                format!("{street} legekontor, {}", self.people.municipality.name),
+                None,
+            );
             for _ in 0..size {
-                let Some(gp) = self.professional(office, Profession::Doctor, true) else { continue };
+                let Some(gp) = self.professional(office, Profession::Doctor, true) else {
+                    continue;
+                };
                 lists.push((self.seq.gp_list(), gp, office.orgnr));
             }
         }
@@ -160,19 +244,39 @@ impl<'a, 'p> Providers<'a, 'p> {
         for person in &self.batch.persons {
             let i = self.people.rng.random_range(0..lists.len());
             members[i] += 1;
-            self.batch.gp_members.push(GpListMember { nin: person.nin, list_id: lists[i].0 });
+            self.batch.gp_members.push(GpListMember {
+                nin: person.nin,
+                list_id: lists[i].0,
+            });
         }
         for ((id, gp, office), count) in lists.into_iter().zip(members) {
             let capacity = (count + self.people.rng.random_range(0..300)).div_ceil(50) * 50;
             let municipality = self.people.municipality.number.to_owned();
-            self.batch.gp_lists.push(GpList { id, gp, office, municipality, capacity: capacity.max(50) });
+            self.batch.gp_lists.push(GpList {
+                id,
+                gp,
+                office,
+                municipality,
+                capacity: capacity.max(50),
+            });
         }
     }
 
-    fn clinics(&mut self, kind: OrganisationKind, label: &str, profession: Profession, count: u32, staff: std::ops::RangeInclusive<u32>) {
+    fn clinics(
+        &mut self,
+        kind: OrganisationKind,
+        label: &str,
+        profession: Profession,
+        count: u32,
+        staff: std::ops::RangeInclusive<u32>,
+    ) {
         for _ in 0..count {
             let street = self.street();
-            let clinic = self.organisation(kind, format!("{street} {label}, {}", self.people.municipality.name), None);
+            let clinic = self.organisation(
+                kind,
+                format!("{street} {label}, {}", self.people.municipality.name),
+                None,
+            );
             for _ in 0..self.rng().random_range(staff.clone()) {
                 self.professional(clinic, profession, true);
             }
@@ -182,26 +286,75 @@ impl<'a, 'p> Providers<'a, 'p> {
     /// A health trust for the county with its hospitals and their departments, and the
     /// county's laboratory. Hospital staff are not made: they are not reachable one by one.
     pub fn health_trust(&mut self, county: &str, hospitals: &[&str]) {
-        let trust = self.organisation(OrganisationKind::HealthTrust, format!("Helse {county} HF"), None);
+        let trust = self.organisation(
+            OrganisationKind::HealthTrust,
+            format!("Helse {county} HF"),
+            None,
+        );
         for place in hospitals {
-            let hospital = self.organisation(OrganisationKind::Hospital, format!("{place} sykehus, Helse {county} HF"), Some(trust.orgnr));
+            let hospital = self.organisation(
+                OrganisationKind::Hospital,
+                format!("{place} sykehus, Helse {county} HF"),
+                Some(trust.orgnr),
+            );
             for department in DEPARTMENTS {
-                self.sub_party(hospital, hospital.her_id, PartyKind::Department, format!("{department}, {place} sykehus"));
+                self.sub_party(
+                    hospital,
+                    hospital.her_id,
+                    PartyKind::Department,
+                    format!("{department}, {place} sykehus"),
+                );
             }
-            self.sub_party(hospital, hospital.her_id, PartyKind::Service, format!("Henvisningsmottak, {place} sykehus"));
+            self.sub_party(
+                hospital,
+                hospital.her_id,
+                PartyKind::Service,
+                format!("Henvisningsmottak, {place} sykehus"),
+            );
         }
-        let lab = self.organisation(OrganisationKind::Laboratory, format!("Laboratoriemedisin {county}"), Some(trust.orgnr));
+        let lab = self.organisation(
+            OrganisationKind::Laboratory,
+            format!("Laboratoriemedisin {county}"),
+            Some(trust.orgnr),
+        );
         for section in ["Medisinsk biokjemi", "Mikrobiologi", "Patologi"] {
-            self.sub_party(lab, lab.her_id, PartyKind::Department, format!("{section}, Laboratoriemedisin {county}"));
+            self.sub_party(
+                lab,
+                lab.her_id,
+                PartyKind::Department,
+                format!("{section}, Laboratoriemedisin {county}"),
+            );
         }
     }
 
-    fn organisation(&mut self, kind: OrganisationKind, name: String, parent: Option<Organisasjonsnummer>) -> Org {
+    fn organisation(
+        &mut self,
+        kind: OrganisationKind,
+        name: String,
+        parent: Option<Organisasjonsnummer>,
+    ) -> Org {
         let orgnr = self.seq.orgnr();
         let address = self.people.address();
-        let her_id = self.party(orgnr, kind, PartyKind::Organisation, name.clone(), None, None);
-        self.batch.organisations.push(Organisation { orgnr, name, kind, parent, address });
-        Org { orgnr, her_id, kind }
+        let her_id = self.party(
+            orgnr,
+            kind,
+            PartyKind::Organisation,
+            name.clone(),
+            None,
+            None,
+        );
+        self.batch.organisations.push(Organisation {
+            orgnr,
+            name,
+            kind,
+            parent,
+            address,
+        });
+        Org {
+            orgnr,
+            her_id,
+            kind,
+        }
     }
 
     fn sub_party(&mut self, org: Org, parent: HerId, kind: PartyKind, name: String) -> HerId {
@@ -210,33 +363,79 @@ impl<'a, 'p> Providers<'a, 'p> {
 
     /// Makes a local adult a health professional at `org`, registered in HPR, and, where
     /// `reachable`, a communication party of their own. `None` when nobody is left to hire.
-    fn professional(&mut self, org: Org, profession: Profession, reachable: bool) -> Option<HprNummer> {
+    fn professional(
+        &mut self,
+        org: Org,
+        profession: Profession,
+        reachable: bool,
+    ) -> Option<HprNummer> {
         let person = &self.batch.persons[self.staff.pop()?];
-        let (nin, given_name, family_name) = (person.nin, person.given_name.clone(), person.family_name.clone());
+        let (nin, given_name, family_name) = (
+            person.nin,
+            person.given_name.clone(),
+            person.family_name.clone(),
+        );
         let hpr = self.seq.hpr();
         if reachable {
             let name = format!("{given_name} {family_name}");
-            self.party(org.orgnr, org.kind, PartyKind::Person, name, Some(org.her_id), Some(hpr));
+            self.party(
+                org.orgnr,
+                org.kind,
+                PartyKind::Person,
+                name,
+                Some(org.her_id),
+                Some(hpr),
+            );
         }
-        self.batch.personnel.push(HealthPersonnel { hpr, nin, profession, given_name, family_name });
+        self.batch.personnel.push(HealthPersonnel {
+            hpr,
+            nin,
+            profession,
+            given_name,
+            family_name,
+        });
         Some(hpr)
     }
 
-    fn party(&mut self, orgnr: Organisasjonsnummer, org_kind: OrganisationKind, kind: PartyKind, name: String, parent: Option<HerId>, hpr: Option<HprNummer>) -> HerId {
+    fn party(
+        &mut self,
+        orgnr: Organisasjonsnummer,
+        org_kind: OrganisationKind,
+        kind: PartyKind,
+        name: String,
+        parent: Option<HerId>,
+        hpr: Option<HprNummer>,
+    ) -> HerId {
         let her_id = self.seq.her_id();
         let as_of = self.people.as_of;
         let valid_from = as_of - Days::new(self.rng().random_range(30..3_650));
         // About one person in a hundred has left the network but is kept in the register.
-        let active = kind != PartyKind::Person || org_kind == OrganisationKind::GpOffice || !self.rng().random_bool(0.01);
+        let active = kind != PartyKind::Person
+            || org_kind == OrganisationKind::GpOffice
+            || !self.rng().random_bool(0.01);
         let municipality = self.people.municipality.number.to_owned();
-        self.batch.parties.push(CommunicationParty { her_id, kind, name, orgnr, parent, hpr, municipality, active, valid_from });
+        self.batch.parties.push(CommunicationParty {
+            her_id,
+            kind,
+            name,
+            orgnr,
+            parent,
+            hpr,
+            municipality,
+            active,
+            valid_from,
+        });
         let processes = cpp::processes(self.rng(), her_id, org_kind, kind);
         self.batch.cpp.extend(processes);
         her_id
     }
 
     fn street(&mut self) -> &'static str {
-        self.people.reference.street_names.choose(self.people.rng).expect("streets")
+        self.people
+            .reference
+            .street_names
+            .choose(self.people.rng)
+            .expect("streets")
     }
 }
 
@@ -244,10 +443,24 @@ fn age(nin: Fodselsnummer, as_of: NaiveDate) -> i32 {
     as_of.years_since(nin.birth_date()).map_or(0, |y| y as i32)
 }
 
-const ZONES: [&str; 8] = ["Sentrum", "Nord", "Sør", "Øst", "Vest", "Indre", "Ytre", "Midt"];
+const ZONES: [&str; 8] = [
+    "Sentrum", "Nord", "Sør", "Øst", "Vest", "Indre", "Ytre", "Midt",
+];
 
-const NURSING_HOMES: [&str; 12] =
-    ["Solheim", "Fjellheim", "Lindheim", "Sjøstrand", "Bakkehaugen", "Kirkebakken", "Furulund", "Eikelund", "Granly", "Solbakken", "Åsheim", "Bjørkely"];
+const NURSING_HOMES: [&str; 12] = [
+    "Solheim",
+    "Fjellheim",
+    "Lindheim",
+    "Sjøstrand",
+    "Bakkehaugen",
+    "Kirkebakken",
+    "Furulund",
+    "Eikelund",
+    "Granly",
+    "Solbakken",
+    "Åsheim",
+    "Bjørkely",
+];
 
 const DEPARTMENTS: [&str; 12] = [
     "Medisinsk avdeling",

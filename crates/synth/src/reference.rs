@@ -25,9 +25,17 @@ pub struct Reference {
 pub fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
     REFERENCE.get_or_init(|| Reference {
-        municipalities: include_str!("../data/municipalities.tsv").lines().skip(1).map(municipality).collect(),
-        female_names: include_str!("../data/given_names_female.txt").lines().collect(),
-        male_names: include_str!("../data/given_names_male.txt").lines().collect(),
+        municipalities: include_str!("../data/municipalities.tsv")
+            .lines()
+            .skip(1)
+            .map(municipality)
+            .collect(),
+        female_names: include_str!("../data/given_names_female.txt")
+            .lines()
+            .collect(),
+        male_names: include_str!("../data/given_names_male.txt")
+            .lines()
+            .collect(),
         family_names: include_str!("../data/family_names.txt").lines().collect(),
         street_names: include_str!("../data/street_names.txt").lines().collect(),
     })
@@ -55,10 +63,23 @@ mod tests {
         assert_eq!(r.municipalities.len(), 357);
         let numbers: HashSet<_> = r.municipalities.iter().map(|m| m.number).collect();
         assert_eq!(numbers.len(), 357);
-        assert!(r.municipalities.iter().all(|m| m.number.len() == 4 && m.postcode.len() == 4 && m.population > 0));
-        let total: u64 = r.municipalities.iter().map(|m| u64::from(m.population)).sum();
+        assert!(
+            r.municipalities
+                .iter()
+                .all(|m| m.number.len() == 4 && m.postcode.len() == 4 && m.population > 0)
+        );
+        let total: u64 = r
+            .municipalities
+            .iter()
+            .map(|m| u64::from(m.population))
+            .sum();
         assert!((5_400_000..5_700_000).contains(&total), "{total}");
-        for list in [&r.female_names, &r.male_names, &r.family_names, &r.street_names] {
+        for list in [
+            &r.female_names,
+            &r.male_names,
+            &r.family_names,
+            &r.street_names,
+        ] {
             assert!(list.len() >= 100);
             assert_eq!(list.iter().collect::<HashSet<_>>().len(), list.len());
         }
