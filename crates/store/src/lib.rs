@@ -18,7 +18,7 @@ pub mod testing;
 
 pub use error::StoreError;
 pub use open::{Backend, Store, StoreTarget};
-pub use write::{Record, Value};
+pub use write::{Prepared, Record, Value, Writer};
 
 /// Runs `$body` with `$pool` bound to the store's concrete pool (`&SqlitePool` or `&PgPool`).
 /// The body is compiled once per backend, so it may use anything both drivers support.

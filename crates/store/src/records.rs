@@ -1,6 +1,8 @@
 //! The country's base records: who lives where, who treats whom, and who can be reached how.
 //! Later bounded contexts (register, grunndata) read these and add their own tables.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer, Sex};
 use serde::Serialize;
@@ -148,13 +150,17 @@ impl Record for Municipality {
     }
 }
 
+/// Text shared between records: a country repeats its names and places millions of times, and
+/// a shared string costs a reference count where a `String` costs an allocation.
+pub type Text = Arc<str>;
+
 /// A postal address in Norway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Address {
-    pub street: String,
-    pub postal_code: String,
-    pub postal_place: String,
-    pub municipality: String,
+    pub street: Text,
+    pub postal_code: Text,
+    pub postal_place: Text,
+    pub municipality: Text,
 }
 
 impl Address {
@@ -169,8 +175,8 @@ impl Address {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Person {
     pub nin: Fodselsnummer,
-    pub given_name: String,
-    pub family_name: String,
+    pub given_name: Text,
+    pub family_name: Text,
     pub address: Address,
     pub mother: Option<Fodselsnummer>,
     pub father: Option<Fodselsnummer>,
@@ -500,13 +506,13 @@ impl Store {
         };
         Ok(Some(Person {
             nin: stored("person.nin", &nin, Fodselsnummer::parse)?,
-            given_name,
-            family_name,
+            given_name: given_name.into(),
+            family_name: family_name.into(),
             address: Address {
-                street,
-                postal_code,
-                postal_place,
-                municipality,
+                street: street.into(),
+                postal_code: postal_code.into(),
+                postal_place: postal_place.into(),
+                municipality: municipality.into(),
             },
             mother: stored_opt("person.mother_nin", mother, Fodselsnummer::parse)?,
             father: stored_opt("person.father_nin", father, Fodselsnummer::parse)?,

@@ -25,7 +25,7 @@ pub struct TestDb {
 
 enum Location {
     Sqlite(std::path::PathBuf),
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
 }
 
 impl TestDb {
@@ -33,7 +33,7 @@ impl TestDb {
     pub async fn open_another(&self) -> Store {
         match &self.location {
             Location::Sqlite(dir) => Store::open_sqlite(dir).await,
-            Location::Postgres(options) => Store::open_postgres(options.clone()).await,
+            Location::Postgres(options) => Store::open_postgres(options.as_ref().clone()).await,
         }
         .expect("open a second handle")
     }
@@ -89,7 +89,7 @@ where
         .expect("open PostgreSQL");
     test(TestDb {
         store: store.clone(),
-        location: Location::Postgres(options),
+        location: Location::Postgres(Box::new(options)),
     })
     .await;
     store.close().await;

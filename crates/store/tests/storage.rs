@@ -70,7 +70,10 @@ async fn records_read_back_as_written() {
             active: true,
             valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
         };
-        store.insert_all(&[party.clone()]).await.unwrap();
+        store
+            .insert_all(std::slice::from_ref(&party))
+            .await
+            .unwrap();
         assert_eq!(
             store.communication_party(party.her_id).await.unwrap(),
             Some(party.clone())
@@ -118,7 +121,7 @@ async fn records_read_back_as_written() {
             der: vec![0x30, 0x00, 0xff],
             key_id: Some(1),
         };
-        store.insert_all(&[cert.clone()]).await.unwrap();
+        store.insert_all(std::slice::from_ref(&cert)).await.unwrap();
         assert_eq!(store.certificates(office).await.unwrap(), vec![cert]);
 
         let list = GpList {
@@ -128,7 +131,7 @@ async fn records_read_back_as_written() {
             municipality: "0301".into(),
             capacity: 1200,
         };
-        store.insert_all(&[list.clone()]).await.unwrap();
+        store.insert_all(std::slice::from_ref(&list)).await.unwrap();
         store
             .insert_all(&[GpListMember { nin: a, list_id: 7 }])
             .await
@@ -146,7 +149,10 @@ async fn a_failed_batch_leaves_nothing_behind() {
         store.insert_all(&[oslo()]).await.unwrap();
         let fresh = person(nin(4, 10));
         let duplicate = person(nin(5, 10));
-        store.insert_all(&[duplicate.clone()]).await.unwrap();
+        store
+            .insert_all(std::slice::from_ref(&duplicate))
+            .await
+            .unwrap();
         let err = store
             .insert_all(&[fresh.clone(), duplicate])
             .await
@@ -206,7 +212,7 @@ async fn two_nodes_share_one_database() {
             generator_version: "test".into(),
             generated_at: 1,
         };
-        other.insert_all(&[info.clone()]).await.unwrap();
+        other.insert_all(std::slice::from_ref(&info)).await.unwrap();
         assert_eq!(db.store.country_info().await.unwrap(), Some(info));
         assert!(db.store.holds_country_data().await.unwrap());
         other.close().await;

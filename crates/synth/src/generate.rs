@@ -1,17 +1,17 @@
 //! The generation pipeline. One thread makes the country municipality by municipality in a fixed
-//! order (so the result depends only on the seed), a second makes the RSA key pool, and the
-//! caller's task writes each municipality to the store as it arrives. The `country` row is
-//! written last: a store that has it holds a complete country.
+//! order (so the result depends only on the seed), a second makes the keys and certificates, and the
+//! caller's task writes each municipality to the store as it arrives. Everything is written in
+//! one transaction, the `country` row last: a store holds a whole country or none of it.
 
 use std::{path::PathBuf, thread, time::Instant};
 
 use chrono::NaiveDate;
 use helsenett_core::time::now_millis;
 use helsenett_store::{
-    Store,
+    Prepared, Store, StoreError, Writer,
     records::{
-        Certificate, CertificateAuthority, CertificateUsage, CountryInfo, Municipality,
-        Organisation, SyntheticKey,
+        Certificate, CertificateAuthority, CertificateUsage, CountryInfo, GpListMember,
+        Municipality, Organisation, Person, SyntheticKey,
     },
 };
 use indicatif::ProgressBar;
@@ -81,18 +81,20 @@ pub async fn generate(
         .municipalities
         .iter()
         .map(|(m, _)| Municipality {
-            number: m.number.into(),
+            number: m.number.to_string(),
             name: m.name.into(),
             county: m.county.into(),
             population: m.population,
         })
         .collect();
-    store.insert_all(&municipalities).await?;
+    let mut writer = store.writer().await?;
+    writer.insert_all(&municipalities).await?;
     let mut summary = Summary {
         municipalities: municipalities.len(),
         ..Summary::default()
     };
     progress.set_length(plan.persons());
+    let mut people = People::with_capacity(plan.persons() as usize);
 
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let seed = options.seed;
@@ -103,21 +105,30 @@ pub async fn generate(
         .spawn(move || make_country(plan, options, tx))
         .map_err(|e| SynthError::Thread(e.to_string()))?;
 
+    // People are held back and written at the end in identifier order: appending to the
+    // person B-trees is several times faster than inserting all over them.
     let mut written = Ok(());
-    while let Some(batch) = rx.recv().await {
-        written = write_batch(store, &batch, &mut summary).await;
+    while let Some(mut batch) = rx.recv().await {
+        progress.inc(batch.persons.len() as u64);
+        people.take(&mut batch);
+        written = write_batch(&mut writer, &batch, &mut summary).await;
         if written.is_err() {
             break;
         }
-        progress.inc(batch.persons.len() as u64);
     }
     // Dropping the receiver stops a generator that is still sending after a write failed.
     drop(rx);
+    // People are written while the PKI thread may still be issuing certificates. Should the
+    // generator have failed, its error wins below and the transaction is rolled back.
+    if written.is_ok() {
+        summary.persons = people.persons.len();
+        written = people.write(&mut writer, progress).await;
+    }
     let finish = generator
         .join()
         .map_err(|_| SynthError::Thread("the generator thread panicked".into()));
-    written?;
     let finish = finish??;
+    written?;
 
     let keys: Vec<SyntheticKey> = finish
         .keys
@@ -135,9 +146,9 @@ pub async fn generate(
         certificate_pem: pem(finish.ca.certificate().to_pem()?),
         private_key_pem: Some(pem(finish.ca.private_key().private_key_to_pem_pkcs8()?)),
     };
-    store.insert_all(&[ca]).await?;
-    store.insert_all(&keys).await?;
-    store.insert_all(&finish.certificates).await?;
+    writer.insert_all(&[ca]).await?;
+    writer.insert_all(&keys).await?;
+    writer.insert_all(&finish.certificates).await?;
     summary.certificates = finish.certificates.len();
     let info = CountryInfo {
         size,
@@ -146,7 +157,8 @@ pub async fn generate(
         generator_version: env!("CARGO_PKG_VERSION").into(),
         generated_at: now_millis(),
     };
-    store.insert_all(&[info]).await?;
+    writer.insert_all(&[info]).await?;
+    writer.commit().await?;
     progress.finish_and_clear();
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -157,18 +169,15 @@ pub async fn generate(
 }
 
 async fn write_batch(
-    store: &Store,
+    writer: &mut Writer,
     batch: &Batch,
     summary: &mut Summary,
 ) -> Result<(), SynthError> {
-    store.insert_all(&batch.persons).await?;
-    store.insert_all(&batch.organisations).await?;
-    store.insert_all(&batch.parties).await?;
-    store.insert_all(&batch.cpp).await?;
-    store.insert_all(&batch.personnel).await?;
-    store.insert_all(&batch.gp_lists).await?;
-    store.insert_all(&batch.gp_members).await?;
-    summary.persons += batch.persons.len();
+    writer.insert_all(&batch.organisations).await?;
+    writer.insert_all(&batch.parties).await?;
+    writer.insert_all(&batch.cpp).await?;
+    writer.insert_all(&batch.personnel).await?;
+    writer.insert_all(&batch.gp_lists).await?;
     summary.organisations += batch.organisations.len();
     summary.communication_parties += batch.parties.len();
     summary.cpp_processes += batch.cpp.len();
@@ -177,7 +186,87 @@ async fn write_batch(
     Ok(())
 }
 
-/// Runs on the generator thread: every batch in order, then the certificates.
+/// The country's people and their GP list places, gathered from every batch.
+struct People {
+    persons: Vec<Person>,
+    gp_members: Vec<GpListMember>,
+}
+
+impl People {
+    /// Room for everyone up front, with slack for the last household of each municipality:
+    /// growing a vector of millions would copy it and briefly need twice the memory.
+    fn with_capacity(persons: usize) -> Self {
+        let persons = persons + persons / 64 + 64;
+        Self {
+            persons: Vec::with_capacity(persons),
+            gp_members: Vec::with_capacity(persons),
+        }
+    }
+
+    fn take(&mut self, batch: &mut Batch) {
+        self.persons.append(&mut batch.persons);
+        self.gp_members.append(&mut batch.gp_members);
+    }
+
+    /// Writes everyone sorted by fødselsnummer, the key of both tables. A helper thread sorts
+    /// and prepares each step's statements while the one before is being written.
+    async fn write(self, writer: &mut Writer, progress: &ProgressBar) -> Result<(), SynthError> {
+        let backend = writer.backend();
+        let (tx, mut rx) = mpsc::channel::<Result<(usize, Prepared), StoreError>>(2);
+        let preparer = thread::Builder::new()
+            .name("synth-prepare".into())
+            .spawn(move || {
+                let People {
+                    mut persons,
+                    mut gp_members,
+                } = self;
+                persons.sort_unstable_by_key(|p| p.nin);
+                gp_members.sort_unstable_by_key(|m| m.nin);
+                let steps = persons
+                    .chunks(WRITE_CHUNK)
+                    .map(|c| Prepared::new(backend, c).map(|p| (c.len(), p)))
+                    .chain(
+                        gp_members
+                            .chunks(WRITE_CHUNK)
+                            .map(|c| Prepared::new(backend, c).map(|p| (0, p))),
+                    );
+                for step in steps {
+                    // A closed channel means the writer stopped; it reports why.
+                    if tx.blocking_send(step).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| SynthError::Thread(e.to_string()))?;
+        progress.set_message("writing people");
+        progress.set_position(0);
+        let mut written = Ok(());
+        while let Some(step) = rx.recv().await {
+            let result = match step {
+                Ok((persons, prepared)) => writer
+                    .insert_prepared(prepared)
+                    .await
+                    .map(|()| progress.inc(persons as u64)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                written = Err(e.into());
+                break;
+            }
+        }
+        drop(rx);
+        preparer
+            .join()
+            .map_err(|_| SynthError::Thread("the preparing thread panicked".into()))?;
+        written
+    }
+}
+
+/// People written per step, so that progress moves and memory for parameters stays small.
+const WRITE_CHUNK: usize = 50_000;
+
+/// Runs on the generator thread: every batch in order. A second thread makes the key pool and
+/// the CA, then certifies each organisation as it is made.
 fn make_country(
     plan: Plan,
     options: Options,
@@ -189,13 +278,10 @@ fn make_country(
         export,
     } = options;
     let key_pool = plan.key_pool;
-    let keys = thread::Builder::new()
-        .name("synth-keys".into())
-        .spawn(move || {
-            (0..key_pool)
-                .map(|i| pki::seeded_rsa(seed, &format!("party-key:{i}")))
-                .collect::<Result<Vec<_>, _>>()
-        })
+    let (to_certify, certify_rx) = std::sync::mpsc::channel::<Organisation>();
+    let pki = thread::Builder::new()
+        .name("synth-pki".into())
+        .spawn(move || certify(seed, as_of, key_pool, certify_rx))
         .map_err(|e| SynthError::Thread(e.to_string()))?;
     let mut exporter = export.as_deref().map(Exporter::create).transpose()?;
     let reference = reference();
@@ -207,7 +293,11 @@ fn make_country(
             if let Some(exporter) = exporter.as_mut() {
                 exporter.write(&batch)?;
             }
-            organisations.extend(batch.organisations.iter().cloned());
+            for org in &batch.organisations {
+                organisations.push(org.clone());
+                // A stopped PKI thread reports why when it is joined.
+                let _ = to_certify.send(org.clone());
+            }
             // A closed channel means the writer failed; it reports why.
             tx.blocking_send(batch)
                 .map_err(|_| SynthError::WriterStopped)
@@ -248,15 +338,57 @@ fn make_country(
         Providers::new(people, &mut seq, &mut batch).health_trust(county, &hospitals);
         send(batch, &mut organisations)?;
     }
-    drop(send);
+    // The writer may go on while the last certificates are issued.
+    drop(tx);
+    drop(to_certify);
 
-    let keys = keys
+    let finish = pki
         .join()
-        .map_err(|_| SynthError::Thread("the key thread panicked".into()))??;
-    let ca = TestCa::new(seed, as_of)?;
-    let certificates = issue_certificates(&ca, &keys, &organisations, as_of)?;
+        .map_err(|_| SynthError::Thread("the PKI thread panicked".into()))??;
     if let Some(exporter) = exporter {
-        exporter.finish(&organisations, &certificates)?;
+        exporter.finish(&organisations, &finish.certificates)?;
+    }
+    Ok(finish)
+}
+
+/// Makes the key pool and the CA, then a signing and an encryption certificate for each
+/// organisation received. Keys are drawn from the pool in turn; serials follow the
+/// organisation order (the CA has serial 1).
+fn certify(
+    seed: u64,
+    as_of: NaiveDate,
+    key_pool: usize,
+    organisations: std::sync::mpsc::Receiver<Organisation>,
+) -> Result<Finish, SynthError> {
+    let keys = (0..key_pool)
+        .map(|i| pki::seeded_rsa(seed, &format!("party-key:{i}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ca = TestCa::new(seed, as_of)?;
+    let mut certificates = Vec::new();
+    for org in organisations {
+        let orgnr = org.orgnr.to_string();
+        let subject = Subject {
+            name: &org.name,
+            orgnr: &orgnr,
+        };
+        for (usage, purpose) in [
+            (CertificateUsage::Signing, KeyPurpose::Signing),
+            (CertificateUsage::Encryption, KeyPurpose::Encryption),
+        ] {
+            let n = certificates.len();
+            let key_id = n % keys.len();
+            let cert = ca.issue(&subject, purpose, &keys[key_id], n as u64 + 2, as_of)?;
+            certificates.push(Certificate {
+                serial: format!("{:x}", n + 2),
+                orgnr: org.orgnr,
+                usage,
+                subject: one_line(cert.subject_name()),
+                not_before: pki::unix_seconds(cert.not_before())? * 1000,
+                not_after: pki::unix_seconds(cert.not_after())? * 1000,
+                der: cert.to_der()?,
+                key_id: Some(key_id as i64),
+            });
+        }
     }
     Ok(Finish {
         ca,
@@ -291,71 +423,6 @@ fn counties(plan: &Plan) -> Vec<(&'static str, Vec<&'static str>)> {
             )
         })
         .collect()
-}
-
-/// A signing and an encryption certificate per organisation, issued on two threads. Keys are
-/// drawn from the pool in turn; serials follow the organisation order (the CA has serial 1).
-fn issue_certificates(
-    ca: &TestCa,
-    keys: &[PKey<Private>],
-    organisations: &[Organisation],
-    as_of: NaiveDate,
-) -> Result<Vec<Certificate>, SynthError> {
-    let half = organisations.len().div_ceil(2).max(1);
-    thread::scope(|scope| {
-        let parts: Vec<_> = organisations
-            .chunks(half)
-            .enumerate()
-            .map(|(chunk, orgs)| {
-                scope.spawn(move || {
-                    let mut out = Vec::with_capacity(orgs.len() * 2);
-                    for (i, org) in orgs.iter().enumerate() {
-                        let index = (chunk * half + i) * 2;
-                        for (offset, (usage, purpose)) in [
-                            (CertificateUsage::Signing, KeyPurpose::Signing),
-                            (CertificateUsage::Encryption, KeyPurpose::Encryption),
-                        ]
-                        .into_iter()
-                        .enumerate()
-                        {
-                            let n = index + offset;
-                            let key_id = n % keys.len();
-                            let orgnr = org.orgnr.to_string();
-                            let cert = ca.issue(
-                                &Subject {
-                                    name: &org.name,
-                                    orgnr: &orgnr,
-                                },
-                                purpose,
-                                &keys[key_id],
-                                n as u64 + 2,
-                                as_of,
-                            )?;
-                            out.push(Certificate {
-                                serial: format!("{:x}", n + 2),
-                                orgnr: org.orgnr,
-                                usage,
-                                subject: one_line(cert.subject_name()),
-                                not_before: pki::unix_seconds(cert.not_before())? * 1000,
-                                not_after: pki::unix_seconds(cert.not_after())? * 1000,
-                                der: cert.to_der()?,
-                                key_id: Some(key_id as i64),
-                            });
-                        }
-                    }
-                    Ok::<_, SynthError>(out)
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(organisations.len() * 2);
-        for part in parts {
-            all.extend(
-                part.join()
-                    .map_err(|_| SynthError::Thread("a certificate thread panicked".into()))??,
-            );
-        }
-        Ok(all)
-    })
 }
 
 /// `C=NO, O=..., CN=...` in the certificate's own order.

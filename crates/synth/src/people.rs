@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, NumberKind, Sex};
-use helsenett_store::records::{Address, Person};
+use helsenett_store::records::{Address, Person, Text};
 use rand::{Rng, seq::IndexedRandom};
 use rand_chacha::ChaCha20Rng;
 
@@ -98,7 +98,7 @@ impl PeopleMaker<'_> {
                     NumberKind::Fodselsnummer
                 };
                 let family = self.family_name();
-                people.push(self.person(age, sex, kind, family, &address));
+                people.push(self.person(age, sex, kind, &family, &address));
             } else if roll < 0.92 {
                 let with_children = roll >= 0.60;
                 let (min, max) = if with_children { (25, 50) } else { (20, 95) };
@@ -112,16 +112,16 @@ impl PeopleMaker<'_> {
                 };
                 let family = self.family_name();
                 let partner_family = if self.rng.random_bool(0.5) {
-                    family
+                    family.clone()
                 } else {
                     self.family_name()
                 };
-                let mut a = self.person(age, sex, NumberKind::Fodselsnummer, family, &address);
+                let mut a = self.person(age, sex, NumberKind::Fodselsnummer, &family, &address);
                 let mut b = self.person(
                     partner_age,
                     partner_sex,
                     NumberKind::Fodselsnummer,
-                    partner_family,
+                    &partner_family,
                     &address,
                 );
                 if self.rng.random_bool(0.7) {
@@ -130,7 +130,7 @@ impl PeopleMaker<'_> {
                 }
                 let youngest_parent = age.min(partner_age);
                 let children = if with_children {
-                    self.children(youngest_parent, family, &address, &[&a, &b])
+                    self.children(youngest_parent, &family, &address, &[&a, &b])
                 } else {
                     Vec::new()
                 };
@@ -144,8 +144,8 @@ impl PeopleMaker<'_> {
                     Sex::Male
                 };
                 let family = self.family_name();
-                let parent = self.person(age, sex, NumberKind::Fodselsnummer, family, &address);
-                let children = self.children(age, family, &address, &[&parent]);
+                let parent = self.person(age, sex, NumberKind::Fodselsnummer, &family, &address);
+                let children = self.children(age, &family, &address, &[&parent]);
                 people.push(parent);
                 people.extend(children);
             }
@@ -157,7 +157,7 @@ impl PeopleMaker<'_> {
     fn children(
         &mut self,
         youngest_parent: u32,
-        family: &str,
+        family: &Text,
         address: &Address,
         parents: &[&Person],
     ) -> Vec<Person> {
@@ -184,7 +184,7 @@ impl PeopleMaker<'_> {
         age: u32,
         sex: Sex,
         kind: NumberKind,
-        family: &str,
+        family: &Text,
         address: &Address,
     ) -> Person {
         let days = u64::from(age) * 365 + u64::from(age / 4) + self.rng.random_range(0..365);
@@ -193,14 +193,15 @@ impl PeopleMaker<'_> {
             Sex::Female => &self.reference.female_names,
             Sex::Male => &self.reference.male_names,
         };
-        let mut given_name = names.choose(self.rng).expect("names").to_string();
+        let mut given_name = names.choose(self.rng).expect("names").clone();
         if self.rng.random_bool(0.15) {
-            given_name = format!("{given_name} {}", names.choose(self.rng).expect("names"));
+            let second = names.choose(self.rng).expect("names");
+            given_name = format!("{given_name} {second}").into();
         }
         Person {
             nin: self.nins.allocate(birth, kind, sex),
             given_name,
-            family_name: family.to_owned(),
+            family_name: family.clone(),
             address: address.clone(),
             mother: None,
             father: None,
@@ -216,11 +217,12 @@ impl PeopleMaker<'_> {
         }
     }
 
-    fn family_name(&mut self) -> &'static str {
+    fn family_name(&mut self) -> Text {
         self.reference
             .family_names
             .choose(self.rng)
             .expect("family names")
+            .clone()
     }
 
     /// A street address in the municipality.
@@ -237,10 +239,10 @@ impl PeopleMaker<'_> {
             ""
         };
         Address {
-            street: format!("{street} {number}{letter}"),
-            postal_code: self.municipality.postcode.to_owned(),
-            postal_place: self.municipality.postplace.to_owned(),
-            municipality: self.municipality.number.to_owned(),
+            street: format!("{street} {number}{letter}").into(),
+            postal_code: self.municipality.postcode.clone(),
+            postal_place: self.municipality.postplace.clone(),
+            municipality: self.municipality.number.clone(),
         }
     }
 }

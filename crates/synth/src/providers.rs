@@ -6,7 +6,7 @@ use chrono::{Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer};
 use helsenett_store::records::{
     CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
-    OrganisationKind, PartyKind, Person, Profession,
+    OrganisationKind, PartyKind, Person, Profession, Text,
 };
 use rand::{
     Rng,
@@ -251,7 +251,7 @@ impl<'a, 'p> Providers<'a, 'p> {
         }
         for ((id, gp, office), count) in lists.into_iter().zip(members) {
             let capacity = (count + self.people.rng.random_range(0..300)).div_ceil(50) * 50;
-            let municipality = self.people.municipality.number.to_owned();
+            let municipality = self.people.municipality.number.to_string();
             self.batch.gp_lists.push(GpList {
                 id,
                 gp,
@@ -391,8 +391,8 @@ impl<'a, 'p> Providers<'a, 'p> {
             hpr,
             nin,
             profession,
-            given_name,
-            family_name,
+            given_name: given_name.to_string(),
+            family_name: family_name.to_string(),
         });
         Some(hpr)
     }
@@ -413,7 +413,7 @@ impl<'a, 'p> Providers<'a, 'p> {
         let active = kind != PartyKind::Person
             || org_kind == OrganisationKind::GpOffice
             || !self.rng().random_bool(0.01);
-        let municipality = self.people.municipality.number.to_owned();
+        let municipality = self.people.municipality.number.to_string();
         self.batch.parties.push(CommunicationParty {
             her_id,
             kind,
@@ -430,12 +430,13 @@ impl<'a, 'p> Providers<'a, 'p> {
         her_id
     }
 
-    fn street(&mut self) -> &'static str {
+    fn street(&mut self) -> Text {
         self.people
             .reference
             .street_names
             .choose(self.people.rng)
             .expect("streets")
+            .clone()
     }
 }
 

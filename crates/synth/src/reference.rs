@@ -3,22 +3,24 @@
 
 use std::sync::OnceLock;
 
+use helsenett_store::records::Text;
+
 #[derive(Debug)]
 pub struct MunicipalityRef {
-    pub number: &'static str,
+    pub number: Text,
     pub name: &'static str,
     pub county: &'static str,
     pub population: u32,
-    pub postcode: &'static str,
-    pub postplace: &'static str,
+    pub postcode: Text,
+    pub postplace: Text,
 }
 
 pub struct Reference {
     pub municipalities: Vec<MunicipalityRef>,
-    pub female_names: Vec<&'static str>,
-    pub male_names: Vec<&'static str>,
-    pub family_names: Vec<&'static str>,
-    pub street_names: Vec<&'static str>,
+    pub female_names: Vec<Text>,
+    pub male_names: Vec<Text>,
+    pub family_names: Vec<Text>,
+    pub street_names: Vec<Text>,
 }
 
 /// The parsed reference data. Its shape is checked by this crate's tests.
@@ -30,26 +32,26 @@ pub fn reference() -> &'static Reference {
             .skip(1)
             .map(municipality)
             .collect(),
-        female_names: include_str!("../data/given_names_female.txt")
-            .lines()
-            .collect(),
-        male_names: include_str!("../data/given_names_male.txt")
-            .lines()
-            .collect(),
-        family_names: include_str!("../data/family_names.txt").lines().collect(),
-        street_names: include_str!("../data/street_names.txt").lines().collect(),
+        female_names: texts(include_str!("../data/given_names_female.txt")),
+        male_names: texts(include_str!("../data/given_names_male.txt")),
+        family_names: texts(include_str!("../data/family_names.txt")),
+        street_names: texts(include_str!("../data/street_names.txt")),
     })
+}
+
+fn texts(lines: &str) -> Vec<Text> {
+    lines.lines().map(Text::from).collect()
 }
 
 fn municipality(line: &'static str) -> MunicipalityRef {
     let f: Vec<&'static str> = line.split('\t').collect();
     MunicipalityRef {
-        number: f[0],
+        number: f[0].into(),
         name: f[1],
         county: f[2],
         population: f[3].parse().expect("population is a number"),
-        postcode: f[4],
-        postplace: f[5],
+        postcode: f[4].into(),
+        postplace: f[5].into(),
     }
 }
 
@@ -61,7 +63,7 @@ mod tests {
     fn reference_data_is_complete_and_unique() {
         let r = super::reference();
         assert_eq!(r.municipalities.len(), 357);
-        let numbers: HashSet<_> = r.municipalities.iter().map(|m| m.number).collect();
+        let numbers: HashSet<_> = r.municipalities.iter().map(|m| &m.number).collect();
         assert_eq!(numbers.len(), 357);
         assert!(
             r.municipalities

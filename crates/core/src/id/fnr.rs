@@ -110,7 +110,7 @@ impl Fodselsnummer {
     }
 
     pub fn sex(&self) -> Sex {
-        if self.0[8] % 2 == 0 {
+        if self.0[8].is_multiple_of(2) {
             Sex::Female
         } else {
             Sex::Male
