@@ -284,3 +284,31 @@ async fn a_bad_database_url_is_a_clear_error() {
         .to_string();
     assert!(err.starts_with("database URL is not valid"), "{err}");
 }
+
+#[tokio::test]
+async fn a_writer_shows_nothing_until_it_commits_and_nothing_if_dropped() {
+    each_backend(|db| async move {
+        let store = db.store;
+        let (a, b) = (person(nin(6, 10)), person(nin(7, 10)));
+
+        let mut abandoned = store.writer().await.unwrap();
+        abandoned.insert_all(&[oslo()]).await.unwrap();
+        abandoned
+            .insert_all(std::slice::from_ref(&a))
+            .await
+            .unwrap();
+        drop(abandoned);
+        assert!(!store.holds_country_data().await.unwrap());
+
+        let mut writer = store.writer().await.unwrap();
+        writer.insert_all(&[oslo()]).await.unwrap();
+        // Prepared elsewhere, as the synthetic country does on a helper thread.
+        let prepared =
+            helsenett_store::Prepared::new(store.backend(), &[a.clone(), b.clone()]).unwrap();
+        writer.insert_prepared(prepared).await.unwrap();
+        writer.commit().await.unwrap();
+        assert_eq!(store.person(b.nin).await.unwrap(), Some(b));
+        assert_eq!(store.count::<Person>().await.unwrap(), 2);
+    })
+    .await;
+}
