@@ -1,7 +1,7 @@
 //! `helsenett demo`: a small country on the embedded store, served, with what a person needs to
 //! start exploring printed on stdout.
 
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 use helsenett_core::config::Config;
 use helsenett_store::{Store, StoreTarget, records::PartyKind};
@@ -29,7 +29,8 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     }
     let store = Store::open(&StoreTarget::DataDir(config.data_dir.clone())).await?;
     if store.country_info().await?.is_none() {
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "First run: generating a small synthetic country in {} ...",
             config.data_dir.display()
         );
@@ -41,7 +42,12 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(crate::server::run(config, Some(ready_tx)));
     if let Ok(addr) = ready_rx.await {
-        println!("{}", guide.replace("{base}", &format!("http://{addr}")));
+        // A closed stdout (the reader went away) must not stop the server.
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            guide.replace("{base}", &format!("http://{addr}"))
+        );
     }
     server.await?
 }

@@ -45,6 +45,8 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Installed before the first request, so that every request is counted.
+    telemetry::prometheus();
     tracing::info!(%addr, backend = %store.backend(), "helsenett is serving");
     if let Some(ready) = ready {
         let _ = ready.send(addr);
@@ -230,5 +232,34 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn health_is_unavailable_while_the_store_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let app = router(store.clone(), &Config::default());
+        let health = || Request::get("/health").body(Body::empty()).unwrap();
+
+        let response = app.clone().oneshot(health()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+
+        store.close().await;
+        let response = app.oneshot(health()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value =
+            serde_json::from_slice(&to_bytes(response.into_body(), 1 << 16).await.unwrap())
+                .unwrap();
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["live"], true);
+        assert_eq!(body["store"]["ready"], false);
     }
 }

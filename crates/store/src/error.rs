@@ -1,24 +1,29 @@
 use std::path::PathBuf;
 
-/// Storage failures, each phrased so that an operator knows what to fix.
+/// Storage failures, each phrased so that an operator knows what to fix. The cause is part of
+/// the message rather than a `source()`, so that a cause chain printed on one line does not
+/// repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("data dir {dir} is not usable: {source}")]
-    DataDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open {target}: {source}")]
-    Connect { target: String, source: sqlx::Error },
+    #[error("data dir {dir} is not usable: {cause}")]
+    DataDir { dir: PathBuf, cause: std::io::Error },
+    #[error("cannot open {target}: {cause}")]
+    Connect { target: String, cause: sqlx::Error },
     #[error("database URL is not valid: {0}")]
     Url(String),
-    #[error("cannot migrate {target}: {source}")]
+    #[error("cannot migrate {target}: {cause}")]
     Migrate {
         target: String,
-        source: sqlx::migrate::MigrateError,
+        cause: sqlx::migrate::MigrateError,
     },
     #[error("database error: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Query(e)
+    }
 }

@@ -87,11 +87,7 @@ impl Store {
     async fn open_with(target: &StoreTarget, mode: Mode) -> Result<Self, StoreError> {
         match target {
             StoreTarget::DataDir(dir) => Self::open_sqlite_with(dir, mode).await,
-            StoreTarget::Postgres(url) => {
-                let options =
-                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
-                Self::open_postgres(options).await
-            }
+            StoreTarget::Postgres(url) => Self::open_postgres(postgres_options(url)?).await,
         }
     }
 
@@ -139,16 +135,16 @@ impl Store {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Connect {
+            .map_err(|cause| StoreError::Connect {
                 target: describe_sqlite(&path),
-                source,
+                cause,
             })?;
         SQLITE_MIGRATIONS
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate {
+            .map_err(|cause| StoreError::Migrate {
                 target: describe_sqlite(&path),
-                source,
+                cause,
             })?;
         Ok(Store::Sqlite(pool))
     }
@@ -160,9 +156,9 @@ impl Store {
         let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
             .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-            .map_err(|source| StoreError::Connect {
+            .map_err(|cause| StoreError::Connect {
                 target: target.clone(),
-                source,
+                cause,
             })?;
         probe.close().await?;
         let pool = PgPoolOptions::new()
@@ -170,15 +166,15 @@ impl Store {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options.disable_statement_logging())
             .await
-            .map_err(|source| StoreError::Connect {
+            .map_err(|cause| StoreError::Connect {
                 target: target.clone(),
-                source,
+                cause,
             })?;
         // sqlx serialises concurrent migrators with an advisory lock, so many nodes may start at once.
         POSTGRES_MIGRATIONS
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate { target, source })?;
+            .map_err(|cause| StoreError::Migrate { target, cause })?;
         Ok(Store::Postgres(pool))
     }
 
@@ -200,12 +196,22 @@ impl Store {
     }
 }
 
+/// Parses a PostgreSQL URL. The URL itself is never repeated in the error: it may hold a password.
+fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::Url(
+            "it must begin with postgres:// (postgres://user:password@host:port/database)".into(),
+        ));
+    }
+    PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))
+}
+
 /// Creates the data dir if needed and proves it is writable, so the failure is reported as
 /// "data dir is not writable" rather than as an obscure SQLite error later.
 fn ensure_writable(dir: &Path) -> Result<(), StoreError> {
-    let fail = |source| StoreError::DataDir {
+    let fail = |cause| StoreError::DataDir {
         dir: dir.to_owned(),
-        source,
+        cause,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let probe = dir.join(".helsenett-write-probe");

@@ -1,0 +1,348 @@
+//! The `helsenett` binary as a user meets it: its errors, the server on both backends, and the
+//! demo. Each test runs the real executable.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use helsenett_store::testing::{fresh_schema, postgres_url};
+use serde_json::Value;
+
+fn helsenett() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_helsenett"));
+    // Tests must not pick up the developer's own configuration.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HELSENETT_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Runs a command that must fail, and returns its one-line error.
+fn fails(command: &mut Command) -> (Output, String) {
+    let output = command.output().expect("run helsenett");
+    assert!(!output.status.success(), "{command:?} succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected in {stderr}");
+    (output, errors[0].to_owned())
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, error) = fails(helsenett().args(["synth", "--size", "huge"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(error.contains("'huge'"), "{error}");
+
+    let (_, error) = fails(helsenett().args(["synth", "--as-of", "2026-13-01"]));
+    assert!(
+        error.contains("'2026-13-01'") && error.contains("--as-of"),
+        "{error}"
+    );
+
+    let config = dir.path().join("helsenett.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_backlog = 5\n").unwrap();
+    let (output, error) = fails(helsenett().arg("--config").arg(&config).arg("serve"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        error.contains("listen_backlog") && error.contains("line 2"),
+        "{error}"
+    );
+
+    let (_, error) = fails(
+        helsenett()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("HELSENETT_MAX_REQUEST_BYTES", "lots"),
+    );
+    assert!(error.contains("HELSENETT_MAX_REQUEST_BYTES"), "{error}");
+}
+
+#[test]
+fn an_unreachable_database_is_named_without_its_password() {
+    let url = "postgres://helsenett:sesame@127.0.0.1:1/nowhere";
+    let (output, error) = fails(helsenett().args(["serve", "--database-url", url]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        error.contains("cannot open PostgreSQL at 127.0.0.1:1/nowhere"),
+        "{error}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("sesame"));
+
+    let (_, error) = fails(helsenett().args(["synth", "--database-url", "mysql://x"]));
+    assert!(error.contains("database URL is not valid"), "{error}");
+}
+
+#[test]
+fn a_data_dir_that_is_not_usable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("occupied");
+    std::fs::write(&file, "not a directory").unwrap();
+    let (_, error) = fails(helsenett().arg("synth").arg("--data-dir").arg(&file));
+    assert!(
+        error.contains(&format!("data dir {} is not usable", file.display())),
+        "{error}"
+    );
+}
+
+/// A running `helsenett serve`, stopped with SIGTERM when dropped.
+struct Node {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Node {
+    fn start(store: &[&str], env: &[(&str, &str)]) -> Node {
+        let mut child = helsenett()
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(store)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start helsenett serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && entry["message"] == "helsenett is serving"
+                {
+                    let _ = addr_tx.send(entry["addr"].as_str().unwrap().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("server did not start: {}", log.lock().unwrap());
+        };
+        Node {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Sends SIGTERM, as an orchestrator does, and returns the exit status and the log.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        // The log thread ends with the process's stderr.
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::blocking::get(url).unwrap();
+    (response.status().as_u16(), response.json().unwrap())
+}
+
+fn synth(store: &[&str]) {
+    let output = helsenett()
+        .args([
+            "synth",
+            "--size",
+            "small",
+            "--seed",
+            "9",
+            "--as-of",
+            "2026-11-22",
+        ])
+        .args(store)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("generated"), "{summary}");
+}
+
+/// Health, metrics, errors, limits and a clean stop, against one store.
+fn check_server(store: &[&str], backend: &str) {
+    let node = Node::start(store, &[("HELSENETT_MAX_REQUEST_BYTES", "1024")]);
+    let (status, health) = get_json(&format!("{}/health", node.base));
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["store"],
+        serde_json::json!({"backend": backend, "ready": true})
+    );
+    assert_eq!(health["country"]["seed"], 9);
+    assert_eq!(health["country"]["size"], "small");
+
+    let client = reqwest::blocking::Client::new();
+    let missing = client
+        .get(format!("{}/no/such/thing", node.base))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = missing.json().unwrap();
+    assert_eq!(problem["status"], 404);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/thing")
+    );
+
+    let too_big = client
+        .post(format!("{}/health", node.base))
+        .body(vec![b'x'; 4096])
+        .send()
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(
+        too_big.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let metrics = client
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"helsenett_http_requests_total{method="GET",route="/health",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("helsenett_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("helsenett_build_info"), "{metrics}");
+
+    let (status, log) = node.stop();
+    assert!(status.success(), "{status} {log}");
+    assert!(log.contains("helsenett stopped"), "{log}");
+    for line in log.lines() {
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(
+            entry["timestamp"].is_string() && entry["level"].is_string(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn the_server_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    synth(&["--data-dir", data_dir]);
+    assert!(Path::new(data_dir).join("helsenett.db").is_file());
+    check_server(&["--data-dir", data_dir], "sqlite");
+}
+
+#[test]
+fn the_server_on_postgresql_and_two_nodes_over_one_database() {
+    let Some(url) = postgres_url() else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (admin, schema) = runtime.block_on(fresh_schema(&url));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let node_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    synth(&["--database-url", &node_url]);
+    check_server(&["--database-url", &node_url], "postgres");
+
+    // The database URL may also come from the environment, as on a real node.
+    let a = Node::start(&[], &[("HELSENETT_DATABASE_URL", &node_url)]);
+    let b = Node::start(&["--database-url", &node_url], &[]);
+    let (_, from_a) = get_json(&format!("{}/health", a.base));
+    let (_, from_b) = get_json(&format!("{}/health", b.base));
+    assert_eq!(from_a["store"]["backend"], "postgres");
+    assert_eq!(from_a["country"], from_b["country"]);
+    assert!(a.stop().0.success() && b.stop().0.success());
+    runtime.block_on(async {
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn the_demo_generates_once_and_prints_a_guide() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    let start = || {
+        helsenett()
+            .arg("demo")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // The test stops reading after the guide, as `helsenett demo | head` would: the demo must
+    // keep serving.
+    for run in ["first", "second"] {
+        let mut child = start();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut guide = String::new();
+        let mut base = None;
+        for line in stdout.lines().map_while(Result::ok) {
+            guide.push_str(&line);
+            guide.push('\n');
+            if let Some(url) = line.trim().strip_prefix("Health:") {
+                base = Some(url.trim().trim_end_matches("/health").to_owned());
+            }
+            if line.contains("Stop with Ctrl-C") {
+                break;
+            }
+        }
+        assert_eq!(
+            guide.contains("First run: generating"),
+            run == "first",
+            "{guide}"
+        );
+        assert!(guide.contains("HER-id"), "{guide}");
+        let (status, health) = get_json(&format!("{}/health", base.expect("a health URL")));
+        assert_eq!(
+            (status, health["store"]["backend"].as_str()),
+            (200, Some("sqlite"))
+        );
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
