@@ -7,6 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use helsenett_core::HprNummer;
 use helsenett_store::records::{Address, Certificate, Organisation, Person, kind_code, sex_code};
 use serde::Serialize;
 
@@ -25,7 +26,7 @@ struct PersonLine<'a> {
     sex: &'static str,
     #[serde(flatten)]
     person: &'a Person,
-    gp_hpr: Option<u32>,
+    gp_hpr: Option<HprNummer>,
 }
 
 #[derive(Serialize)]
@@ -79,8 +80,8 @@ impl Exporter {
 
     /// Writes a batch's persons (with their GP) and communication parties (with their CPP).
     pub fn write(&mut self, batch: &Batch) -> Result<(), SynthError> {
-        let gp_of_list: HashMap<i64, u32> =
-            batch.gp_lists.iter().map(|l| (l.id, l.gp.get())).collect();
+        let gp_of_list: HashMap<i64, HprNummer> =
+            batch.gp_lists.iter().map(|l| (l.id, l.gp)).collect();
         let gp_of_person: HashMap<_, _> = batch
             .gp_members
             .iter()

@@ -360,9 +360,7 @@ fn certify(
     key_pool: usize,
     organisations: std::sync::mpsc::Receiver<Organisation>,
 ) -> Result<Finish, SynthError> {
-    let keys = (0..key_pool)
-        .map(|i| pki::seeded_rsa(seed, &format!("party-key:{i}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = key_pool_in_parallel(seed, key_pool)?;
     let ca = TestCa::new(seed, as_of)?;
     let mut certificates = Vec::new();
     for org in organisations {
@@ -423,6 +421,34 @@ fn counties(plan: &Plan) -> Vec<(&'static str, Vec<&'static str>)> {
             )
         })
         .collect()
+}
+
+/// The pool's keys, made on every core: each key depends only on its index, so the pool is the
+/// same however the work is split. Key generation is most of a small country's time.
+fn key_pool_in_parallel(seed: u64, size: usize) -> Result<Vec<PKey<Private>>, SynthError> {
+    let threads = thread::available_parallelism().map_or(1, |n| n.get());
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..size)
+                        .step_by(threads)
+                        .map(|i| Ok((i, pki::seeded_rsa(seed, &format!("party-key:{i}"))?)))
+                        .collect::<Result<Vec<_>, SynthError>>()
+                })
+            })
+            .collect();
+        let mut keys = Vec::with_capacity(size);
+        for worker in workers {
+            keys.extend(
+                worker
+                    .join()
+                    .map_err(|_| SynthError::Thread("a key thread panicked".into()))??,
+            );
+        }
+        keys.sort_unstable_by_key(|(i, _)| *i);
+        Ok(keys.into_iter().map(|(_, key)| key).collect())
+    })
 }
 
 /// `C=NO, O=..., CN=...` in the certificate's own order.

@@ -30,13 +30,13 @@ pub enum SynthError {
     Incomplete,
     #[error(transparent)]
     Store(#[from] helsenett_store::StoreError),
-    #[error("cannot write export {path}: {source}")]
+    #[error("cannot write export {path}: {cause}")]
     Export {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("certificate authority: {0}")]
-    Pki(#[from] openssl::error::ErrorStack),
+    Pki(openssl::error::ErrorStack),
     #[error("the store writer stopped")]
     WriterStopped,
     #[error("{0}")]
@@ -44,11 +44,18 @@ pub enum SynthError {
 }
 
 impl SynthError {
-    fn export(path: &Path, source: std::io::Error) -> Self {
+    fn export(path: &Path, cause: std::io::Error) -> Self {
         SynthError::Export {
             path: path.to_owned(),
-            source,
+            cause,
         }
+    }
+}
+
+// By hand rather than `#[from]`: the cause is in the message, so it is not also a `source()`.
+impl From<openssl::error::ErrorStack> for SynthError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        SynthError::Pki(e)
     }
 }
 

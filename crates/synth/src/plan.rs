@@ -61,7 +61,7 @@ impl Plan {
     pub fn for_size(size: Size) -> Self {
         let all = &reference().municipalities;
         match size {
-            Size::Small => Self::custom(&size.to_string(), &SMALL_MUNICIPALITIES, 10_000, 128)
+            Size::Small => Self::custom(&size.to_string(), &SMALL_MUNICIPALITIES, 10_000, 32)
                 .expect("small municipalities exist"),
             Size::Medium => Self::scaled(size.to_string(), all.iter().collect(), 500_000, 100, 64),
             Size::Norway => Plan {
