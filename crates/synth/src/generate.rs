@@ -118,8 +118,9 @@ pub async fn generate(
     }
     // Dropping the receiver stops a generator that is still sending after a write failed.
     drop(rx);
-    // People are written while the PKI thread may still be issuing certificates. Should the
-    // generator have failed, its error wins below and the transaction is rolled back.
+    // People are written while the PKI thread may still be issuing certificates. A failed write
+    // is reported before the generator's error, which is then only that the writer stopped; a
+    // failed generator is reported after, and the transaction is rolled back either way.
     if written.is_ok() {
         summary.persons = people.persons.len();
         written = people.write(&mut writer, progress).await;
@@ -127,8 +128,8 @@ pub async fn generate(
     let finish = generator
         .join()
         .map_err(|_| SynthError::Thread("the generator thread panicked".into()));
-    let finish = finish??;
     written?;
+    let finish = finish??;
 
     let keys: Vec<SyntheticKey> = finish
         .keys

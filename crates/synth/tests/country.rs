@@ -222,3 +222,26 @@ async fn an_interrupted_country_is_not_extended() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_failed_run_reports_why_and_leaves_nothing_behind() {
+    each_backend(|db| async move {
+        let occupied = tempfile::NamedTempFile::new().unwrap();
+        let export = Some(occupied.path().join("export"));
+        let options = Options {
+            seed: 1,
+            as_of: as_of(),
+            export,
+        };
+        let err = generate(&db.store, plan(), options, &ProgressBar::hidden())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("cannot write export"), "{err}");
+        assert!(
+            !db.store.holds_country_data().await.unwrap(),
+            "the whole run is rolled back"
+        );
+        make(&db.store, 1, None).await;
+    })
+    .await;
+}
