@@ -25,6 +25,9 @@ use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::Tra
 
 use crate::telemetry;
 
+/// 1 while the store answered its last check (at start and at every `/health`), else 0.
+const STORE_READY: &str = "helsenett_store_ready";
+
 #[derive(Clone)]
 struct AppState {
     store: Store,
@@ -47,6 +50,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     // Installed before the first request, so that every request is counted.
     telemetry::prometheus();
+    metrics::gauge!(STORE_READY).set(1.0);
     tracing::info!(%addr, backend = %store.backend(), "helsenett is serving");
     if let Some(ready) = ready {
         let _ = ready.send(addr);
@@ -114,7 +118,7 @@ pub fn router(store: Store, config: &Config) -> Router {
 async fn health(State(state): State<AppState>) -> Response {
     let store = state.store.ping().await;
     let ready = store.is_ok();
-    metrics::gauge!("helsenett_store_ready").set(if ready { 1.0 } else { 0.0 });
+    metrics::gauge!(STORE_READY).set(if ready { 1.0 } else { 0.0 });
     let country = match ready {
         true => state.store.country_info().await.ok().flatten(),
         false => None,

@@ -30,14 +30,14 @@ pub struct Args {
 
 pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     args.store.apply(&mut config);
-    let store = Store::open_for_load(&StoreTarget::new(
+    let load = Store::open_for_load(&StoreTarget::new(
         &config.data_dir,
         config.database_url.as_deref(),
     ))
     .await?;
     let started = Instant::now();
-    let summary = generate(&store, args.size, args.seed, args.as_of, args.export).await?;
-    store.close().await;
+    let summary = generate(&load.store, args.size, args.seed, args.as_of, args.export).await?;
+    load.finish().await?;
     print_summary(&summary, started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -46,6 +46,17 @@ fn bad_arguments_are_one_line_errors_with_a_non_zero_exit() {
         error.contains("'2026-13-01'") && error.contains("--as-of"),
         "{error}"
     );
+    let (_, error) = fails(
+        helsenett()
+            .arg("synth")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--as-of", "2045-01-01"]),
+    );
+    assert!(
+        error.contains("2045-01-01 is outside 2000-01-01 to 2039-12-31"),
+        "{error}"
+    );
 
     let config = dir.path().join("helsenett.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_backlog = 5\n").unwrap();
@@ -96,6 +107,7 @@ struct Node {
     child: Child,
     base: String,
     log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Node {
@@ -112,7 +124,7 @@ impl Node {
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(entry) = serde_json::from_str::<Value>(&line)
                     && entry["message"] == "helsenett is serving"
@@ -132,6 +144,7 @@ impl Node {
             child,
             base: format!("http://{addr}"),
             log,
+            reader: Some(reader),
         }
     }
 
@@ -146,8 +159,8 @@ impl Node {
                 .success()
         );
         let status = self.child.wait().unwrap();
-        // The log thread ends with the process's stderr.
-        std::thread::sleep(Duration::from_millis(100));
+        // The reader ends with the process's stderr, after the last line.
+        self.reader.take().unwrap().join().unwrap();
         let log = self.log.lock().unwrap().clone();
         (status, log)
     }
@@ -247,6 +260,7 @@ fn check_server(store: &[&str], backend: &str) {
         "{metrics}"
     );
     assert!(metrics.contains("helsenett_build_info"), "{metrics}");
+    assert!(metrics.contains("helsenett_store_ready 1"), "{metrics}");
 
     let (status, log) = node.stop();
     assert!(status.success(), "{status} {log}");

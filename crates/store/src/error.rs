@@ -20,6 +20,9 @@ pub enum StoreError {
     Query(sqlx::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A mistake in the calling code, reported rather than panicked on.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -17,7 +17,7 @@ mod write;
 pub mod testing;
 
 pub use error::StoreError;
-pub use open::{Backend, Store, StoreTarget};
+pub use open::{Backend, Load, SQLITE_FILE, Store, StoreTarget};
 pub use write::{Prepared, Record, Value, Writer};
 
 /// Runs `$body` with `$pool` bound to the store's concrete pool (`&SqlitePool` or `&PgPool`).

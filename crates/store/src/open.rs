@@ -22,6 +22,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// The file of the embedded store inside the data dir.
 pub const SQLITE_FILE: &str = "helsenett.db";
+/// A new store while a country is being loaded into it.
+const LOADING_FILE: &str = "helsenett.db.loading";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -74,32 +76,56 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 impl Store {
     /// Opens the store and brings its schema up to date.
     pub async fn open(target: &StoreTarget) -> Result<Self, StoreError> {
-        Self::open_with(target, Mode::Serve).await
-    }
-
-    /// Opens the store for loading a whole country: on SQLite one connection with a large page
-    /// cache and no fsync. Safe only because a load is all-or-nothing for its caller: the
-    /// `country` row is written last, and a store without it is refused as incomplete.
-    pub async fn open_for_load(target: &StoreTarget) -> Result<Self, StoreError> {
-        Self::open_with(target, Mode::Load).await
-    }
-
-    async fn open_with(target: &StoreTarget, mode: Mode) -> Result<Self, StoreError> {
         match target {
-            StoreTarget::DataDir(dir) => Self::open_sqlite_with(dir, mode).await,
+            StoreTarget::DataDir(dir) => Self::open_sqlite(dir).await,
             StoreTarget::Postgres(url) => Self::open_postgres(postgres_options(url)?).await,
         }
     }
 
-    pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_sqlite_with(data_dir, Mode::Serve).await
+    /// Opens the store for loading a whole country. A new SQLite store is built in a file of its
+    /// own with one connection, the rollback journal in memory and no fsync, and moved into place
+    /// by [`Load::finish`]: a crash can then only lose the unfinished file, which the next load
+    /// replaces. An existing store keeps its usual durability.
+    pub async fn open_for_load(target: &StoreTarget) -> Result<Load, StoreError> {
+        let StoreTarget::DataDir(dir) = target else {
+            return Ok(Load {
+                store: Self::open(target).await?,
+                rename: None,
+            });
+        };
+        ensure_writable(dir)?;
+        let path = dir.join(SQLITE_FILE);
+        if path.exists() {
+            return Ok(Load {
+                store: Self::open_sqlite_file(&path, Mode::Serve).await?,
+                rename: None,
+            });
+        }
+        let partial = dir.join(LOADING_FILE);
+        for stale in [partial.clone(), dir.join(format!("{LOADING_FILE}-journal"))] {
+            if let Err(cause) = std::fs::remove_file(&stale)
+                && cause.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(StoreError::DataDir {
+                    dir: dir.clone(),
+                    cause,
+                });
+            }
+        }
+        Ok(Load {
+            store: Self::open_sqlite_file(&partial, Mode::Load).await?,
+            rename: Some((partial, path)),
+        })
     }
 
-    async fn open_sqlite_with(data_dir: &Path, mode: Mode) -> Result<Self, StoreError> {
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
         ensure_writable(data_dir)?;
-        let path = data_dir.join(SQLITE_FILE);
+        Self::open_sqlite_file(&data_dir.join(SQLITE_FILE), Mode::Serve).await
+    }
+
+    async fn open_sqlite_file(path: &Path, mode: Mode) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
-            .filename(&path)
+            .filename(path)
             .create_if_missing(true)
             // WAL with NORMAL is durable across process crashes and loses at most the last
             // transactions on power loss; the exchange opts into FULL where a receipt depends on it.
@@ -136,14 +162,14 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|cause| StoreError::Connect {
-                target: describe_sqlite(&path),
+                target: describe_sqlite(path),
                 cause,
             })?;
         SQLITE_MIGRATIONS
             .run(&pool)
             .await
             .map_err(|cause| StoreError::Migrate {
-                target: describe_sqlite(&path),
+                target: describe_sqlite(path),
                 cause,
             })?;
         Ok(Store::Sqlite(pool))
@@ -206,6 +232,36 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))
 }
 
+/// A store opened by [`Store::open_for_load`].
+pub struct Load {
+    pub store: Store,
+    /// The unfinished file and where it goes when the load is complete.
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl Load {
+    /// Closes the store after a successful load and, for a new SQLite store, makes its file
+    /// durable and moves it into place.
+    pub async fn finish(self) -> Result<(), StoreError> {
+        self.store.close().await;
+        let Some((partial, path)) = self.rename else {
+            return Ok(());
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let fail = |cause| StoreError::DataDir {
+            dir: dir.to_owned(),
+            cause,
+        };
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(fail)?;
+        std::fs::rename(&partial, &path).map_err(fail)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)
+    }
+}
+
 /// Creates the data dir if needed and proves it is writable, so the failure is reported as
 /// "data dir is not writable" rather than as an obscure SQLite error later.
 fn ensure_writable(dir: &Path) -> Result<(), StoreError> {
@@ -214,7 +270,7 @@ fn ensure_writable(dir: &Path) -> Result<(), StoreError> {
         cause,
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let probe = dir.join(".helsenett-write-probe");
+    let probe = dir.join(format!(".helsenett-write-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(fail)?;
     std::fs::remove_file(&probe).map_err(fail)
 }

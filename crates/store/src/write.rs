@@ -199,7 +199,11 @@ impl Writer {
                     query.execute(&mut **tx).await?;
                 }
             }
-            _ => panic!("records prepared for one backend were written to the other"),
+            _ => {
+                return Err(StoreError::Internal(
+                    "records prepared for one backend were written to the other",
+                ));
+            }
         }
         Ok(())
     }

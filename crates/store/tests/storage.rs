@@ -2,7 +2,9 @@
 
 use chrono::NaiveDate;
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer};
-use helsenett_store::{Backend, Store, StoreError, StoreTarget, records::*, testing::each_backend};
+use helsenett_store::{
+    Backend, SQLITE_FILE, Store, StoreError, StoreTarget, records::*, testing::each_backend,
+};
 
 fn nin(day: u32, individual: u16) -> Fodselsnummer {
     let date = NaiveDate::from_ymd_opt(1980, 5, day).unwrap();
@@ -311,4 +313,28 @@ async fn a_writer_shows_nothing_until_it_commits_and_nothing_if_dropped() {
         assert_eq!(store.count::<Person>().await.unwrap(), 2);
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_new_sqlite_store_appears_only_when_its_load_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a crashed load leaves behind is replaced, not continued.
+    std::fs::write(dir.path().join("helsenett.db.loading"), "torn").unwrap();
+    let target = StoreTarget::DataDir(dir.path().to_owned());
+    let load = Store::open_for_load(&target).await.unwrap();
+    load.store.insert_all(&[oslo()]).await.unwrap();
+    assert!(
+        !dir.path().join(SQLITE_FILE).exists(),
+        "not in place before it is finished"
+    );
+    load.finish().await.unwrap();
+    assert!(!dir.path().join("helsenett.db.loading").exists());
+
+    let store = Store::open(&target).await.unwrap();
+    assert!(store.holds_country_data().await.unwrap());
+    store.close().await;
+    // Loading into a store that exists works in place.
+    let load = Store::open_for_load(&target).await.unwrap();
+    assert!(load.store.holds_country_data().await.unwrap());
+    load.finish().await.unwrap();
 }

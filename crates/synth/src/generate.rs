@@ -28,7 +28,7 @@ use crate::{
     pki::{self, KeyPurpose, Subject, TestCa},
     plan::Plan,
     providers::{Batch, Providers, Sequences},
-    reference::reference,
+    reference::{MunicipalityRef, reference},
     seeded_rng,
 };
 
@@ -60,6 +60,13 @@ struct Finish {
     certificates: Vec<Certificate>,
 }
 
+/// The dates a country can have: everyone alive on them (up to 100 years old) was born in the
+/// years 1900 to 2039, which a fødselsnummer's individual number can encode.
+pub const AS_OF_RANGE: (NaiveDate, NaiveDate) = (
+    NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date"),
+    NaiveDate::from_ymd_opt(2039, 12, 31).expect("a date"),
+);
+
 /// Generates the country of `plan` into an empty `store`.
 pub async fn generate(
     store: &Store,
@@ -67,6 +74,10 @@ pub async fn generate(
     options: Options,
     progress: &ProgressBar,
 ) -> Result<Summary, SynthError> {
+    let (first, last) = AS_OF_RANGE;
+    if !(first..=last).contains(&options.as_of) {
+        return Err(SynthError::AsOf(options.as_of));
+    }
     if let Some(info) = store.country_info().await? {
         return Err(SynthError::AlreadyGenerated {
             size: info.size,
@@ -125,9 +136,7 @@ pub async fn generate(
         summary.persons = people.persons.len();
         written = people.write(&mut writer, progress).await;
     }
-    let finish = generator
-        .join()
-        .map_err(|_| SynthError::Thread("the generator thread panicked".into()));
+    let finish = join(generator, "generator").await;
     written?;
     let finish = finish??;
 
@@ -185,6 +194,18 @@ async fn write_batch(
     summary.health_personnel += batch.personnel.len();
     summary.gp_lists += batch.gp_lists.len();
     Ok(())
+}
+
+/// Waits for a thread without blocking the async runtime (the PKI thread may still be at work).
+async fn join<T: Send + 'static>(
+    thread: thread::JoinHandle<T>,
+    name: &str,
+) -> Result<T, SynthError> {
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| SynthError::Thread(format!("the {name} thread panicked")))
 }
 
 /// The country's people and their GP list places, gathered from every batch.
@@ -256,9 +277,7 @@ impl People {
             }
         }
         drop(rx);
-        preparer
-            .join()
-            .map_err(|_| SynthError::Thread("the preparing thread panicked".into()))?;
+        join(preparer, "preparing").await?;
         written
     }
 }
@@ -278,13 +297,13 @@ fn make_country(
         as_of,
         export,
     } = options;
+    let mut exporter = export.as_deref().map(Exporter::create).transpose()?;
     let key_pool = plan.key_pool;
     let (to_certify, certify_rx) = std::sync::mpsc::channel::<Organisation>();
     let pki = thread::Builder::new()
         .name("synth-pki".into())
         .spawn(move || certify(seed, as_of, key_pool, certify_rx))
         .map_err(|e| SynthError::Thread(e.to_string()))?;
-    let mut exporter = export.as_deref().map(Exporter::create).transpose()?;
     let reference = reference();
     let mut nins = NinAllocator::default();
     let mut seq = Sequences::default();
@@ -322,12 +341,7 @@ fn make_country(
     }
     for (county, hospitals) in counties(&plan) {
         let mut rng = seeded_rng(seed, &format!("county:{county}"));
-        let municipality = plan
-            .municipalities
-            .iter()
-            .find(|(m, _)| m.name == hospitals[0])
-            .expect("hospital town is planned")
-            .0;
+        let municipality = hospitals[0];
         let people = PeopleMaker {
             rng: &mut rng,
             reference,
@@ -336,7 +350,10 @@ fn make_country(
             municipality,
         };
         let mut batch = Batch::default();
-        Providers::new(people, &mut seq, &mut batch).health_trust(county, &hospitals);
+        Providers::new(people, &mut seq, &mut batch).health_trust(
+            county,
+            &hospitals.iter().map(|m| m.name).collect::<Vec<_>>(),
+        );
         send(batch, &mut organisations)?;
     }
     // The writer may go on while the last certificates are issued.
@@ -398,27 +415,23 @@ fn certify(
 
 /// Each county's hospital towns: its largest planned municipalities, one per 300,000 people
 /// (at least one, at most four).
-fn counties(plan: &Plan) -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut counties: Vec<(&'static str, Vec<(&'static str, u32)>)> = Vec::new();
-    for (m, persons) in &plan.municipalities {
+fn counties(plan: &Plan) -> Vec<(&'static str, Vec<&'static MunicipalityRef>)> {
+    let mut counties: Vec<(&'static str, Vec<(&'static MunicipalityRef, u32)>)> = Vec::new();
+    for &(m, persons) in &plan.municipalities {
         match counties.iter_mut().find(|(c, _)| *c == m.county) {
-            Some((_, towns)) => towns.push((m.name, *persons)),
-            None => counties.push((m.county, vec![(m.name, *persons)])),
+            Some((_, towns)) => towns.push((m, persons)),
+            None => counties.push((m.county, vec![(m, persons)])),
         }
     }
     counties
         .into_iter()
         .map(|(county, mut towns)| {
             let total: u32 = towns.iter().map(|(_, n)| n).sum();
-            towns.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            towns.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.number.cmp(&b.0.number)));
             let count = (1 + total / 300_000).min(4) as usize;
             (
                 county,
-                towns
-                    .into_iter()
-                    .take(count)
-                    .map(|(name, _)| name)
-                    .collect(),
+                towns.into_iter().take(count).map(|(m, _)| m).collect(),
             )
         })
         .collect()

@@ -28,6 +28,10 @@ pub enum SynthError {
         "the store holds part of a country from an interrupted run; use an empty data dir or database"
     )]
     Incomplete,
+    #[error(
+        "the country's date {0} is outside 2000-01-01 to 2039-12-31, the years in which a fødselsnummer can encode everyone's birth date"
+    )]
+    AsOf(chrono::NaiveDate),
     #[error(transparent)]
     Store(#[from] helsenett_store::StoreError),
     #[error("cannot write export {path}: {cause}")]

@@ -29,8 +29,9 @@ impl NinAllocator {
                     return nin;
                 }
             }
-            // Every number of this date is taken: the person is born a day later.
-            birth = birth + Days::new(1);
+            // Every number of this date is taken: the person is born a day earlier (never later,
+            // which could be after the country's date or past 2039, where no number exists).
+            birth = birth - Days::new(1);
         }
     }
 }
@@ -270,11 +271,11 @@ mod tests {
             assert!(seen.insert(nin), "repeated");
             assert_eq!(nin.sex(), sex);
             assert!(nin.is_synthetic());
-            // After a date's numbers run out people move to the next day, never earlier.
-            assert!(nin.birth_date() >= date);
+            // After a date's numbers run out people move to the day before, never later.
+            assert!(nin.birth_date() <= date);
         }
         assert!(
-            seen.iter().any(|n| n.birth_date() > date),
+            seen.iter().any(|n| n.birth_date() < date),
             "1,000 people cannot share one date"
         );
     }

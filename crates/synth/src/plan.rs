@@ -84,9 +84,14 @@ impl Plan {
         let chosen = municipalities
             .iter()
             .map(|n| {
-                all.iter()
-                    .find(|m| m.name == *n)
-                    .ok_or_else(|| format!("{n:?} is not a Norwegian municipality"))
+                let mut matches = all.iter().filter(|m| m.name == *n);
+                match (matches.next(), matches.next()) {
+                    (Some(m), None) => Ok(m),
+                    (Some(_), Some(_)) => Err(format!(
+                        "{n:?} names more than one municipality (Herøy and Våler each name two)"
+                    )),
+                    (None, _) => Err(format!("{n:?} is not a Norwegian municipality")),
+                }
             })
             .collect::<Result<_, _>>()?;
         Ok(Self::scaled(
