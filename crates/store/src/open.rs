@@ -87,20 +87,17 @@ impl Store {
     /// by [`Load::finish`]: a crash can then only lose the unfinished file, which the next load
     /// replaces. An existing store keeps its usual durability.
     pub async fn open_for_load(target: &StoreTarget) -> Result<Load, StoreError> {
-        let StoreTarget::DataDir(dir) = target else {
+        let new_sqlite_store = match target {
+            StoreTarget::DataDir(dir) if !dir.join(SQLITE_FILE).exists() => Some(dir),
+            _ => None,
+        };
+        let Some(dir) = new_sqlite_store else {
             return Ok(Load {
                 store: Self::open(target).await?,
                 rename: None,
             });
         };
         ensure_writable(dir)?;
-        let path = dir.join(SQLITE_FILE);
-        if path.exists() {
-            return Ok(Load {
-                store: Self::open_sqlite_file(&path, Mode::Serve).await?,
-                rename: None,
-            });
-        }
         let partial = dir.join(LOADING_FILE);
         for stale in [partial.clone(), dir.join(format!("{LOADING_FILE}-journal"))] {
             if let Err(cause) = std::fs::remove_file(&stale)
@@ -114,7 +111,7 @@ impl Store {
         }
         Ok(Load {
             store: Self::open_sqlite_file(&partial, Mode::Load).await?,
-            rename: Some((partial, path)),
+            rename: Some((partial, dir.join(SQLITE_FILE))),
         })
     }
 

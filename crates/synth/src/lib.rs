@@ -25,7 +25,7 @@ pub enum SynthError {
     )]
     AlreadyGenerated { size: String, seed: u64 },
     #[error(
-        "the store holds part of a country from an interrupted run; use an empty data dir or database"
+        "the store holds country data but no finished country (an import, or a run of an older version); use an empty data dir or database"
     )]
     Incomplete,
     #[error(
