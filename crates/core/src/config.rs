@@ -26,6 +26,30 @@ pub struct Config {
     /// Time in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
     pub log_format: LogFormat,
+    /// The URL clients reach this node by (scheme, host, port; no path), as seen through any
+    /// proxy. DPoP proofs name it, and HelseID's issuer is `{public_url}/helseid`. Absent: the
+    /// listen address over plain HTTP.
+    pub public_url: Option<String>,
+    pub helseid: HelseIdConfig,
+}
+
+/// The `[helseid]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HelseIdConfig {
+    /// Lifetime of access and ID tokens. A retired signing key stays published this long.
+    pub access_token_seconds: u64,
+    /// Bearer token for dynamic client registration (RFC 7591); registration is off without it.
+    pub admin_token: Option<String>,
+}
+
+impl Default for HelseIdConfig {
+    fn default() -> Self {
+        Self {
+            access_token_seconds: 300,
+            admin_token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +83,8 @@ impl Default for Config {
             request_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
             log_format: LogFormat::Json,
+            public_url: None,
+            helseid: HelseIdConfig::default(),
         }
     }
 }
@@ -134,6 +160,15 @@ impl Config {
         }
         if let Some(v) = env("HELSENETT_LOG_FORMAT") {
             self.log_format = parse("HELSENETT_LOG_FORMAT", v)?;
+        }
+        if let Some(v) = env("HELSENETT_PUBLIC_URL").filter(|v| !v.is_empty()) {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = env("HELSENETT_HELSEID_ACCESS_TOKEN_SECONDS") {
+            self.helseid.access_token_seconds = parse("HELSENETT_HELSEID_ACCESS_TOKEN_SECONDS", v)?;
+        }
+        if let Some(v) = env("HELSENETT_HELSEID_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            self.helseid.admin_token = Some(v);
         }
         Ok(())
     }

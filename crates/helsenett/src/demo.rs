@@ -34,7 +34,8 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
             "First run: generating a small synthetic country in {} ...",
             config.data_dir.display()
         );
-        crate::synth::generate(&store, Size::Small, args.seed, None, None).await?;
+        crate::synth::generate(&store, Size::Small, args.seed, None, None, &config.data_dir)
+            .await?;
     }
     let guide = guide(&store, &config).await?;
     store.close().await;

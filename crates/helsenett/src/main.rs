@@ -2,6 +2,7 @@
 //! it parses the command line and configuration, opens the store, and starts the services.
 
 mod demo;
+mod helseid;
 mod server;
 mod synth;
 mod telemetry;
@@ -53,6 +54,9 @@ enum Command {
     },
     /// Generate a small country on first run and serve it on the embedded store.
     Demo(demo::Args),
+    /// HelseID: signing keys and clients.
+    #[command(subcommand)]
+    Helseid(helseid::Command),
 }
 
 impl StoreArgs {
@@ -102,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 server::run(config, None).await
             }
             Command::Demo(args) => demo::run(args, config).await,
+            Command::Helseid(command) => helseid::run(command, config).await,
         }
     })
 }

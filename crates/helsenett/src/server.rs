@@ -18,6 +18,7 @@ use axum::{
     routing::get,
 };
 use helsenett_core::{Problem, config::Config};
+use helsenett_helseid::HelseId;
 use helsenett_store::{Store, StoreTarget};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -48,16 +49,19 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let helseid = HelseId::start(store.clone(), crate::helseid::settings(&config, addr)?)
+        .await
+        .context("cannot start HelseID")?;
     // Installed before the first request, so that every request is counted.
     telemetry::prometheus();
     metrics::gauge!(STORE_READY).set(1.0);
-    tracing::info!(%addr, backend = %store.backend(), "helsenett is serving");
+    tracing::info!(%addr, backend = %store.backend(), issuer = helseid.issuer(), "helsenett is serving");
     if let Some(ready) = ready {
         let _ = ready.send(addr);
     }
     serve(
         listener,
-        router(store.clone(), &config),
+        router(store.clone(), &helseid, &config),
         shutdown_signal(),
         Duration::from_secs(config.shutdown_grace_seconds),
     )
@@ -96,12 +100,13 @@ async fn serve(
     }
 }
 
-pub fn router(store: Store, config: &Config) -> Router {
+pub fn router(store: Store, helseid: &HelseId, config: &Config) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
         .with_state(AppState { store })
+        .merge(helseid.router())
+        .fallback(not_found)
         // Innermost first: limits answer bare status codes, which the problem layer dresses,
         // and the metrics layer sees the final status.
         .layer(TimeoutLayer::with_status_code(
@@ -250,7 +255,14 @@ mod tests {
     async fn health_is_unavailable_while_the_store_does_not_answer() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
-        let app = router(store.clone(), &Config::default());
+        let config = Config::default();
+        let helseid = HelseId::start(
+            store.clone(),
+            crate::helseid::settings(&config, config.listen).unwrap(),
+        )
+        .await
+        .unwrap();
+        let app = router(store.clone(), &helseid, &config);
         let health = || Request::get("/health").body(Body::empty()).unwrap();
 
         let response = app.clone().oneshot(health()).await.unwrap();

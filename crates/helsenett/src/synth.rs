@@ -1,9 +1,15 @@
 //! `helsenett synth`: generate a country, with a progress bar, and report time and peak memory.
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::Context;
 
 use chrono::NaiveDate;
 use helsenett_core::config::Config;
+use helsenett_helseid::synthetic;
 use helsenett_store::{Store, StoreTarget};
 use helsenett_synth::{Plan, Size, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,19 +42,29 @@ pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
     ))
     .await?;
     let started = Instant::now();
-    let summary = generate(&load.store, args.size, args.seed, args.as_of, args.export).await?;
+    let summary = generate(
+        &load.store,
+        args.size,
+        args.seed,
+        args.as_of,
+        args.export,
+        &config.data_dir,
+    )
+    .await?;
     load.finish().await?;
     print_summary(&summary, started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// Generates a country into `store` with a progress bar on a terminal.
+/// Generates a country into `store` with a progress bar on a terminal, and registers a HelseID
+/// client for each organisation, whose private keys go to `data_dir`.
 pub async fn generate(
     store: &Store,
     size: Size,
     seed: u64,
     as_of: Option<NaiveDate>,
     export: Option<PathBuf>,
+    data_dir: &Path,
 ) -> anyhow::Result<Summary> {
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
@@ -63,7 +79,17 @@ pub async fn generate(
         as_of: as_of.unwrap_or_else(helsenett_core::time::today),
         export,
     };
-    Ok(helsenett_synth::generate(store, Plan::for_size(size), options, &progress).await?)
+    let summary =
+        helsenett_synth::generate(store, Plan::for_size(size), options, &progress).await?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let keys = data_dir.join(synthetic::CLIENTS_FILE);
+    let clients = synthetic::register_member_clients(store, seed, &keys).await?;
+    println!(
+        "registered {clients} HelseID system clients; their private keys are in {}",
+        keys.display()
+    );
+    Ok(summary)
 }
 
 fn print_summary(s: &Summary, seconds: f64) {

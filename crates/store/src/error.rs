@@ -25,6 +25,13 @@ pub enum StoreError {
     Internal(&'static str),
 }
 
+impl StoreError {
+    /// A unique key was already taken (the row exists).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Query(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Query(e)

@@ -1,0 +1,679 @@
+//! `helseid-tokens`: how many access tokens per second an authorization server issues to
+//! machine clients the way HelseID's clients ask for them: the client_credentials grant,
+//! private_key_jwt client authentication (RFC 7523) and a DPoP proof (RFC 9449) with the
+//! server's nonce.
+//!
+//! Signing is kept out of the measurement: requests go in rounds, and each round's client
+//! assertions and DPoP proofs are all made before its timer starts, so the timed part only
+//! sends them, `--concurrency` workers with one keep-alive HTTP/1.1 connection each. A round
+//! lasts about ten seconds, well inside the 30 s lifetime of its assertions. A proof the server
+//! turns away for its nonce (`use_dpop_nonce`) is signed again with the new nonce and sent
+//! again inside the timer; those retries are counted and reported.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader, Write},
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, bail};
+use hyper::{
+    Method, StatusCode,
+    body::Bytes,
+    header::{self, HeaderName, HeaderValue},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use url::Url;
+
+use crate::{
+    http::{self, Connection, Reply, Target},
+    jose::{self, Es256Key, PrivateJwk},
+};
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Lifetime of a client assertion: HelseID accepts at most 60 s.
+const ASSERTION_SECONDS: u64 = 30;
+/// A round's length, when the server's rate is known: inside the assertions' lifetime.
+const ROUND_SECONDS: f64 = 10.0;
+/// How many times one request is signed again for a new nonce before it counts as an error.
+const MAX_NONCE_RETRIES: u32 = 3;
+/// Distinct error bodies kept for the report.
+const ERROR_SAMPLES: usize = 5;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The issuer; discovery is read at {issuer}/.well-known/openid-configuration.
+    #[arg(long)]
+    issuer: String,
+    /// The clients: JSON lines with client_id, scope and private_jwk (an EC P-256 JWK with d),
+    /// as `helsenett synth` writes them to {data_dir}/helseid-clients.jsonl.
+    #[arg(long)]
+    clients: PathBuf,
+    /// Requests go round-robin over at most this many clients from the top of the file.
+    #[arg(long, default_value_t = 200)]
+    max_clients: usize,
+    /// The scope every token request asks for.
+    #[arg(long, default_value = "nhn:msh/api")]
+    scope: String,
+    /// Concurrent requests: workers, each with its own connection and DPoP key.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Timed requests in all.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Requests sent first and not timed, so that connections are open and caches and JIT
+    /// compilers warm; they also measure the rate that sizes the timed rounds.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: usize,
+    /// Threads of the loader while it sends (it signs on every core between rounds). One
+    /// leaves the server the rest of the machine.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Name on the result line.
+    #[arg(long, default_value = "helseid")]
+    label: String,
+    /// Append the result as one JSON line to this file (otherwise it goes to stdout as well).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Exit non-zero when more requests than this failed.
+    #[arg(long, default_value_t = 0)]
+    max_errors: u64,
+}
+
+#[derive(Deserialize)]
+struct ClientLine {
+    client_id: String,
+    private_jwk: PrivateJwk,
+}
+
+struct Client {
+    id: String,
+    kid: Option<String>,
+    key: Es256Key,
+}
+
+/// What every worker needs to sign a request again.
+struct Shared {
+    issuer: String,
+    token_endpoint: String,
+    target: Target,
+    scope: String,
+    clients: Vec<Client>,
+    /// The latest DPoP-Nonce any response carried.
+    nonce: Mutex<Option<String>>,
+}
+
+/// A signed token request, ready to send.
+struct Prepared {
+    client: usize,
+    dpop: HeaderValue,
+    body: Bytes,
+}
+
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+#[derive(Serialize)]
+struct ProofClaims<'a> {
+    jti: String,
+    htm: &'static str,
+    htu: &'a str,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: String,
+    #[allow(dead_code)] // Required in the response, not used.
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+impl Shared {
+    fn latest_nonce(&self) -> Option<String> {
+        self.nonce.lock().expect("nonce lock").clone()
+    }
+
+    fn remember_nonce(&self, nonce: &str) {
+        let mut latest = self.nonce.lock().expect("nonce lock");
+        if latest.as_deref() != Some(nonce) {
+            *latest = Some(nonce.to_owned());
+        }
+    }
+
+    fn prepare(&self, client: usize, dpop_key: &Es256Key, nonce: Option<&str>) -> Result<Prepared> {
+        let c = &self.clients[client];
+        let iat = now();
+        let assertion = c.key.sign(
+            &json!({"alg": "ES256", "typ": "JWT", "kid": c.kid}),
+            &AssertionClaims {
+                iss: &c.id,
+                sub: &c.id,
+                aud: &self.issuer,
+                iat,
+                exp: iat + ASSERTION_SECONDS,
+                jti: jose::jti(),
+            },
+        )?;
+        let proof = dpop_key.sign(
+            &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": dpop_key.public_jwk()}),
+            &ProofClaims {
+                jti: jose::jti(),
+                htm: "POST",
+                htu: &self.token_endpoint,
+                iat,
+                nonce,
+            },
+        )?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("scope", &self.scope)
+            .append_pair("client_id", &c.id)
+            .append_pair("client_assertion_type", ASSERTION_TYPE)
+            .append_pair("client_assertion", &assertion)
+            .finish();
+        Ok(Prepared {
+            client,
+            dpop: HeaderValue::try_from(proof)?,
+            body: Bytes::from(body),
+        })
+    }
+
+    async fn send(&self, connection: &mut Connection, request: &Prepared) -> Result<Reply> {
+        let headers = [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            ),
+            (header::ACCEPT, HeaderValue::from_static("application/json")),
+            (HeaderName::from_static("dpop"), request.dpop.clone()),
+        ];
+        let reply = connection
+            .send(&Method::POST, &headers, &request.body)
+            .await?;
+        if let Some(nonce) = &reply.dpop_nonce {
+            self.remember_nonce(nonce);
+        }
+        Ok(reply)
+    }
+}
+
+fn wants_nonce(reply: &Reply) -> bool {
+    reply.status == StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<ErrorResponse>(&reply.body)
+            .is_ok_and(|e| e.error == "use_dpop_nonce")
+}
+
+fn describe(reply: &Reply) -> String {
+    let body = String::from_utf8_lossy(&reply.body);
+    let body: String = body.chars().take(400).collect();
+    format!("HTTP {}: {body}", reply.status.as_u16())
+}
+
+/// Whether a reply is the token the benchmark asks for; the error to report when not.
+fn check(reply: &Reply) -> Result<(), String> {
+    if reply.status != StatusCode::OK {
+        return Err(describe(reply));
+    }
+    match serde_json::from_slice::<TokenResponse>(&reply.body) {
+        Ok(t) if t.token_type.eq_ignore_ascii_case("DPoP") && !t.access_token.is_empty() => Ok(()),
+        Ok(t) => Err(format!(
+            "HTTP 200 with token_type {:?} (expected DPoP): {}",
+            t.token_type,
+            describe(reply)
+        )),
+        Err(e) => Err(format!(
+            "HTTP 200 but not a token response ({e}): {}",
+            describe(reply)
+        )),
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    ok: u64,
+    errors: u64,
+    nonce_retries: u64,
+    /// Microseconds from first send to the token, for every token.
+    latencies: Vec<u32>,
+    samples: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if let Some(n) = self.samples.get_mut(&what) {
+            *n += 1;
+        } else if self.samples.len() < ERROR_SAMPLES {
+            self.samples.insert(what, 1);
+        }
+    }
+
+    fn merge(&mut self, other: Stats) {
+        self.ok += other.ok;
+        self.nonce_retries += other.nonce_retries;
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors - other.samples.values().sum::<u64>();
+        for (what, n) in other.samples {
+            for _ in 0..n {
+                self.error(what.clone());
+            }
+        }
+    }
+}
+
+/// One worker's share of a round: sends its requests one after another on its connection.
+async fn work(
+    shared: Arc<Shared>,
+    dpop_key: Arc<Es256Key>,
+    mut connection: Connection,
+    requests: Vec<Prepared>,
+) -> (Connection, Stats) {
+    let mut stats = Stats {
+        latencies: Vec::with_capacity(requests.len()),
+        ..Stats::default()
+    };
+    for first in requests {
+        let started = Instant::now();
+        let mut request = first;
+        let mut retries = 0;
+        let outcome = loop {
+            match shared.send(&mut connection, &request).await {
+                Err(e) => break Err(format!("transport: {e:#}")),
+                Ok(reply) if wants_nonce(&reply) && retries < MAX_NONCE_RETRIES => {
+                    retries += 1;
+                    stats.nonce_retries += 1;
+                    let nonce = shared.latest_nonce();
+                    match shared.prepare(request.client, &dpop_key, nonce.as_deref()) {
+                        Ok(again) => request = again,
+                        Err(e) => break Err(format!("signing: {e:#}")),
+                    }
+                }
+                Ok(reply) => break check(&reply),
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                stats.ok += 1;
+                let micros = started.elapsed().as_micros();
+                stats
+                    .latencies
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+            }
+            Err(what) => stats.error(what),
+        }
+    }
+    (connection, stats)
+}
+
+struct Loader {
+    shared: Arc<Shared>,
+    dpop_keys: Vec<Arc<Es256Key>>,
+    connections: Vec<Connection>,
+    /// Requests made so far, for the round-robin over clients.
+    sent: usize,
+}
+
+impl Loader {
+    /// Signs `count` requests, spread over the workers, on every core.
+    fn prepare(&self, count: usize) -> Result<Vec<Vec<Prepared>>> {
+        let workers = self.dpop_keys.len();
+        let nonce = self.shared.latest_nonce();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = workers.div_ceil(threads);
+        let start = self.sent;
+        let (shared, dpop_keys) = (&*self.shared, &self.dpop_keys);
+        let clients = shared.clients.len();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .step_by(per_thread)
+                .map(|first| {
+                    let nonce = nonce.as_deref();
+                    scope.spawn(move || {
+                        (first..(first + per_thread).min(workers))
+                            .map(|w| {
+                                (w..count)
+                                    .step_by(workers)
+                                    .map(|k| {
+                                        let client = (start + k) % clients;
+                                        shared.prepare(client, &dpop_keys[w], nonce)
+                                    })
+                                    .collect::<Result<Vec<_>>>()
+                            })
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            let mut batches = Vec::with_capacity(workers);
+            for handle in handles {
+                batches.extend(handle.join().expect("a signing thread panicked")?);
+            }
+            Ok(batches)
+        })
+    }
+
+    /// Sends one round of `count` requests: signed first, then timed while sent.
+    fn round(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        count: usize,
+    ) -> Result<(Duration, Stats)> {
+        let batches = self.prepare(count)?;
+        self.sent += count;
+        let shared = &self.shared;
+        let dpop_keys = &self.dpop_keys;
+        let connections = &mut self.connections;
+        runtime.block_on(async {
+            let started = Instant::now();
+            let tasks: Vec<_> = connections
+                .drain(..)
+                .zip(batches)
+                .zip(dpop_keys)
+                .map(|((connection, batch), key)| {
+                    tokio::spawn(work(shared.clone(), key.clone(), connection, batch))
+                })
+                .collect();
+            let mut stats = Stats::default();
+            for task in tasks {
+                let (connection, worker) = task.await?;
+                connections.push(connection);
+                stats.merge(worker);
+            }
+            Ok((started.elapsed(), stats))
+        })
+    }
+}
+
+/// Asks for a token without a nonce, as a client does first: the server's nonce, if it demands
+/// one, comes back with `use_dpop_nonce`.
+async fn first_nonce(shared: &Shared, dpop_key: &Es256Key) -> Result<bool> {
+    let mut connection = Connection::open(shared.target.clone()).await?;
+    let request = shared.prepare(0, dpop_key, None)?;
+    let reply = shared.send(&mut connection, &request).await?;
+    if wants_nonce(&reply) {
+        if reply.dpop_nonce.is_none() {
+            bail!("the server answered use_dpop_nonce without a DPoP-Nonce header");
+        }
+        return Ok(true);
+    }
+    check(&reply).map_err(|e| anyhow::anyhow!("the first token request failed: {e}"))?;
+    Ok(false)
+}
+
+async fn discover(issuer: &str) -> Result<(String, String)> {
+    let url = Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    ))
+    .with_context(|| format!("the issuer {issuer:?} is not a URL"))?;
+    let reply = http::get(&url)
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    if reply.status != StatusCode::OK {
+        bail!("{url}: {}", describe(&reply));
+    }
+    #[derive(Deserialize)]
+    struct Discovery {
+        issuer: String,
+        token_endpoint: String,
+    }
+    let d: Discovery =
+        serde_json::from_slice(&reply.body).with_context(|| format!("{url}: not discovery"))?;
+    if d.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        eprintln!(
+            "helsenett-bench: note: discovery names the issuer {:?}; assertions use it as aud",
+            d.issuer
+        );
+    }
+    Ok((d.issuer, d.token_endpoint))
+}
+
+fn load_clients(path: &PathBuf, max: usize) -> Result<Vec<Client>> {
+    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut clients = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        if clients.len() == max {
+            break;
+        }
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let c: ClientLine = serde_json::from_str(&line).with_context(at)?;
+        clients.push(Client {
+            key: Es256Key::from_jwk(&c.private_jwk).with_context(at)?,
+            kid: c.private_jwk.kid,
+            id: c.client_id,
+        });
+    }
+    if clients.is_empty() {
+        bail!("{} has no clients", path.display());
+    }
+    Ok(clients)
+}
+
+/// The value at quantile `q` of sorted `values` (nearest rank), in milliseconds.
+fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1]) / 1000.0
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.concurrency == 0 || args.requests == 0 || args.threads == 0 {
+        bail!("--concurrency, --requests and --threads must be at least 1");
+    }
+    let clients = load_clients(&args.clients, args.max_clients)?;
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    let label = &args.label;
+
+    let (issuer, token_endpoint) = runtime.block_on(discover(&args.issuer))?;
+    let target = runtime.block_on(Target::resolve(
+        &Url::parse(&token_endpoint).context("the token_endpoint is not a URL")?,
+    ))?;
+    let shared = Arc::new(Shared {
+        issuer,
+        token_endpoint,
+        target,
+        scope: args.scope.clone(),
+        clients,
+        nonce: Mutex::new(None),
+    });
+    let dpop_keys = (0..args.concurrency)
+        .map(|_| Es256Key::generate().map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+
+    let demands_nonce = runtime.block_on(first_nonce(&shared, &dpop_keys[0]))?;
+    eprintln!(
+        "helsenett-bench: {label}: token endpoint {}, {} clients, DPoP nonce {}",
+        shared.token_endpoint,
+        shared.clients.len(),
+        if demands_nonce {
+            "demanded"
+        } else {
+            "not demanded"
+        }
+    );
+    eprintln!(
+        "helsenett-bench: {label}: client assertions and DPoP proofs are signed before each \
+         round's timer starts; only sending and receiving is timed"
+    );
+
+    let connections = runtime.block_on(async {
+        let mut connections = Vec::with_capacity(args.concurrency);
+        for _ in 0..args.concurrency {
+            connections.push(Connection::open(shared.target.clone()).await?);
+        }
+        anyhow::Ok(connections)
+    })?;
+    let mut loader = Loader {
+        shared,
+        dpop_keys,
+        connections,
+        sent: 0,
+    };
+
+    let mut rate = None;
+    if args.warmup > 0 {
+        let (elapsed, warm) = loader.round(&runtime, args.warmup)?;
+        eprintln!(
+            "helsenett-bench: {label}: warm-up: {} tokens in {:.2} s, {} errors",
+            warm.ok,
+            elapsed.as_secs_f64(),
+            warm.errors
+        );
+        for (what, n) in &warm.samples {
+            eprintln!("helsenett-bench: {label}: warm-up error ({n}x): {what}");
+        }
+        if warm.ok > 0 {
+            rate = Some(warm.ok as f64 / elapsed.as_secs_f64());
+        }
+    }
+
+    let mut total = Stats::default();
+    let mut timed = Duration::ZERO;
+    let mut remaining = args.requests;
+    let mut rounds = 0;
+    while remaining > 0 {
+        let size = match rate {
+            Some(rate) => (rate * ROUND_SECONDS) as usize,
+            None => args.concurrency * 16,
+        }
+        .clamp(args.concurrency.min(remaining), remaining);
+        let (elapsed, stats) = loader.round(&runtime, size)?;
+        if stats.ok > 0 {
+            rate = Some(stats.ok as f64 / elapsed.as_secs_f64());
+        }
+        timed += elapsed;
+        total.merge(stats);
+        remaining -= size;
+        rounds += 1;
+    }
+
+    total.latencies.sort_unstable();
+    let seconds = timed.as_secs_f64();
+    let tokens_per_second = total.ok as f64 / seconds;
+    let (p50, p90, p99) = (
+        quantile_ms(&total.latencies, 0.50),
+        quantile_ms(&total.latencies, 0.90),
+        quantile_ms(&total.latencies, 0.99),
+    );
+    let max = total
+        .latencies
+        .last()
+        .map_or(0.0, |&m| f64::from(m) / 1000.0);
+    let reconnects: u64 = loader.connections.iter().map(|c| c.reconnects).sum();
+
+    for (what, n) in &total.samples {
+        eprintln!("helsenett-bench: {label}: error ({n}x): {what}");
+    }
+    println!(
+        "{label}: {tokens_per_second:.0} tokens/s  p50 {p50:.1} ms  p99 {p99:.1} ms  \
+         (n={}, concurrency={}, errors={}, nonce retries={})",
+        args.requests, args.concurrency, total.errors, total.nonce_retries
+    );
+    let result = json!({
+        "label": label,
+        "issuer": loader.shared.issuer,
+        "token_endpoint": loader.shared.token_endpoint,
+        "requests": args.requests,
+        "tokens": total.ok,
+        "errors": total.errors,
+        "nonce_retries": total.nonce_retries,
+        "reconnects": reconnects,
+        "concurrency": args.concurrency,
+        "clients": loader.shared.clients.len(),
+        "loader_threads": args.threads,
+        "rounds": rounds,
+        "seconds": seconds,
+        "tokens_per_second": tokens_per_second,
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "max_ms": max,
+        "error_samples": total.samples.keys().collect::<Vec<_>>(),
+    });
+    match &args.json {
+        Some(path) => {
+            let mut file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            writeln!(file, "{result}")?;
+        }
+        None => println!("{result}"),
+    }
+    Ok(if total.errors > args.max_errors {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let values: Vec<u32> = (1..=100).map(|v| v * 1000).collect();
+        assert_eq!(quantile_ms(&values, 0.50), 50.0);
+        assert_eq!(quantile_ms(&values, 0.99), 99.0);
+        assert_eq!(quantile_ms(&values, 1.0), 100.0);
+        assert_eq!(quantile_ms(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn merged_errors_keep_counts_and_a_few_samples() {
+        let mut a = Stats::default();
+        a.error("x".into());
+        let mut b = Stats::default();
+        for i in 0..10 {
+            b.error(format!("e{i}"));
+        }
+        b.error("x".into());
+        a.merge(b);
+        assert_eq!(a.errors, 12);
+        assert_eq!(a.samples.len(), ERROR_SAMPLES);
+        assert_eq!(a.samples["x"], 2);
+    }
+}

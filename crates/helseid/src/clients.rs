@@ -1,0 +1,263 @@
+//! The client registry: who may ask HelseID for tokens, with which keys, for which scopes, and
+//! for which organisation.
+
+use helsenett_core::Organisasjonsnummer;
+use helsenett_store::{Store, StoreError, Value, with_pool};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::catalogue;
+
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_TYPES: &[&str] = &[CLIENT_CREDENTIALS, AUTHORIZATION_CODE];
+
+/// A registered client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// Public keys the client signs its assertions with.
+    pub jwks: JwkSet,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    /// The legal entity the client acts for, and the unit within it.
+    pub orgnr_parent: Organisasjonsnummer,
+    pub orgnr_child: Option<Organisasjonsnummer>,
+    /// Tokens are bound to a DPoP key and refused as bearer tokens (the default).
+    pub dpop_required: bool,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClientError {
+    #[error("{0}")]
+    Metadata(String),
+    #[error("{0}")]
+    RedirectUri(String),
+}
+
+impl Client {
+    /// Checks everything a client must be before it is stored.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        let bad = |m: String| Err(ClientError::Metadata(m));
+        if self.client_id.is_empty() || self.client_id.len() > 200 {
+            return bad("client_id must be 1 to 200 characters".into());
+        }
+        if self.name.trim().is_empty() {
+            return bad("client_name is required".into());
+        }
+        if self.jwks.keys.is_empty() {
+            return bad("jwks must hold at least one public key".into());
+        }
+        for key in &self.jwks.keys {
+            if !matches!(
+                key.algorithm,
+                AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::RSA(_)
+            ) {
+                return bad("jwks may hold only EC and RSA public keys".into());
+            }
+            if let Err(e) = jsonwebtoken::DecodingKey::from_jwk(key) {
+                return bad(format!("a key in jwks is not usable: {e}"));
+            }
+        }
+        if self.grant_types.is_empty() {
+            return bad("grant_types must name at least one grant type".into());
+        }
+        if let Some(g) = self
+            .grant_types
+            .iter()
+            .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+        {
+            return bad(format!(
+                "grant type {g:?} is not supported (client_credentials, authorization_code)"
+            ));
+        }
+        if let Some(s) = self
+            .scopes
+            .iter()
+            .find(|s| catalogue::api_of(s).is_none() && !catalogue::is_identity_scope(s))
+        {
+            return bad(format!("scope {s:?} is not known to HelseID"));
+        }
+        let interactive = self.grant_types.iter().any(|g| g == AUTHORIZATION_CODE);
+        if interactive && self.redirect_uris.is_empty() {
+            return Err(ClientError::RedirectUri(
+                "authorization_code needs at least one redirect URI".into(),
+            ));
+        }
+        self.redirect_uris
+            .iter()
+            .try_for_each(|u| check_redirect_uri(u))
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The APIs this client may get tokens for.
+    pub fn audiences(&self) -> Vec<String> {
+        catalogue::audiences_of(self.scopes.iter().map(String::as_str))
+    }
+}
+
+/// Redirect URIs are compared exactly; they must be HTTPS, or HTTP on the loopback (native apps,
+/// RFC 8252), and carry no fragment.
+fn check_redirect_uri(uri: &str) -> Result<(), ClientError> {
+    let bad = |why: &str| {
+        Err(ClientError::RedirectUri(format!(
+            "redirect URI {uri:?} {why}"
+        )))
+    };
+    let Ok(url) = Url::parse(uri) else {
+        return bad("is not an absolute URL");
+    };
+    if url.fragment().is_some() {
+        return bad("must not have a fragment");
+    }
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => bad("must use https (or http on the loopback interface)"),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    client_id: String,
+    name: String,
+    jwks: String,
+    grant_types: String,
+    scopes: String,
+    redirect_uris: String,
+    orgnr_parent: String,
+    orgnr_child: Option<String>,
+    dpop_required: bool,
+    enabled: bool,
+    created_at: i64,
+}
+
+impl Row {
+    fn into_client(self) -> Result<Client, StoreError> {
+        let corrupt = |what: &str, e: String| {
+            StoreError::Corrupt(format!("client {}: {what}: {e}", self.client_id))
+        };
+        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect();
+        Ok(Client {
+            jwks: serde_json::from_str(&self.jwks).map_err(|e| corrupt("jwks", e.to_string()))?,
+            grant_types: words(&self.grant_types),
+            scopes: words(&self.scopes),
+            redirect_uris: words(&self.redirect_uris),
+            orgnr_parent: Organisasjonsnummer::parse(&self.orgnr_parent)
+                .map_err(|e| corrupt("orgnr_parent", e.to_string()))?,
+            orgnr_child: self
+                .orgnr_child
+                .as_deref()
+                .map(Organisasjonsnummer::parse)
+                .transpose()
+                .map_err(|e| corrupt("orgnr_child", e.to_string()))?,
+            dpop_required: self.dpop_required,
+            enabled: self.enabled,
+            created_at: self.created_at,
+            name: self.name,
+            client_id: self.client_id,
+        })
+    }
+}
+
+const SELECT: &str =
+    "SELECT client_id, name, jwks, grant_types, scopes, redirect_uris, orgnr_parent,
+    orgnr_child, dpop_required, enabled, created_at FROM helseid_client";
+
+/// A client as a row of `helseid_client`.
+struct Record<'a> {
+    client: &'a Client,
+    jwks: String,
+}
+
+impl helsenett_store::Record for Record<'_> {
+    const TABLE: &'static str = "helseid_client";
+    const COLUMNS: &'static [&'static str] = &[
+        "client_id",
+        "name",
+        "jwks",
+        "grant_types",
+        "scopes",
+        "redirect_uris",
+        "orgnr_parent",
+        "orgnr_child",
+        "dpop_required",
+        "enabled",
+        "created_at",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        let c = self.client;
+        push(Value::Text(&c.client_id));
+        push(Value::Text(&c.name));
+        push(Value::Text(&self.jwks));
+        push(Value::Owned(c.grant_types.join(" ")));
+        push(Value::Owned(c.scopes.join(" ")));
+        push(Value::Owned(c.redirect_uris.join(" ")));
+        push(Value::Owned(c.orgnr_parent.to_string()));
+        push(Value::OptOwned(c.orgnr_child.map(|o| o.to_string())));
+        push(Value::Bool(c.dpop_required));
+        push(Value::Bool(c.enabled));
+        push(Value::Int(c.created_at));
+    }
+}
+
+/// Stores new clients, all or none; false (and nothing stored) if a client id is taken.
+pub async fn insert(store: &Store, clients: &[Client]) -> Result<bool, StoreError> {
+    let records: Vec<Record<'_>> = clients
+        .iter()
+        .map(|client| Record {
+            client,
+            jwks: serde_json::to_string(&client.jwks).expect("a JWK set serialises"),
+        })
+        .collect();
+    match store.insert_all(&records).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_conflict() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn get(store: &Store, client_id: &str) -> Result<Option<Client>, StoreError> {
+    let sql = format!("{SELECT} WHERE client_id = $1");
+    let row = with_pool!(store, pool => sqlx::query_as::<_, Row>(&sql)
+        .bind(client_id)
+        .fetch_optional(pool)
+        .await)?;
+    row.map(Row::into_client).transpose()
+}
+
+pub async fn list(store: &Store) -> Result<Vec<Client>, StoreError> {
+    let sql = format!("{SELECT} ORDER BY client_id");
+    let rows = with_pool!(store, pool => sqlx::query_as::<_, Row>(&sql).fetch_all(pool).await)?;
+    rows.into_iter().map(Row::into_client).collect()
+}
+
+/// Enables or disables a client; false if there is no such client.
+pub async fn set_enabled(
+    store: &Store,
+    client_id: &str,
+    enabled: bool,
+) -> Result<bool, StoreError> {
+    let changed = with_pool!(store, pool => sqlx::query(
+        "UPDATE helseid_client SET enabled = $1 WHERE client_id = $2",
+    )
+    .bind(enabled)
+    .bind(client_id)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(changed == 1)
+}
