@@ -667,10 +667,10 @@ mod tests {
         let mut a = Stats::default();
         a.error("x".into());
         let mut b = Stats::default();
+        b.error("x".into());
         for i in 0..10 {
             b.error(format!("e{i}"));
         }
-        b.error("x".into());
         a.merge(b);
         assert_eq!(a.errors, 12);
         assert_eq!(a.samples.len(), ERROR_SAMPLES);

@@ -73,14 +73,14 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
     else {
         return Err(JwtError::Malformed);
     };
-    if header.is_empty() || payload.is_empty() || signature.is_empty() {
-        return Err(JwtError::Malformed);
-    }
     let raw: Map<String, Value> = decode_json(header).map_err(JwtError::Header)?;
     let alg = raw.get("alg").and_then(Value::as_str).unwrap_or("");
     let accepted = CLIENT_ALGORITHMS.iter().any(|a| format!("{a:?}") == alg);
     if !accepted {
         return Err(JwtError::Algorithm(alg.to_owned()));
+    }
+    if payload.is_empty() || signature.is_empty() {
+        return Err(JwtError::Malformed);
     }
     if let Some(jwk) = raw.get("jwk").and_then(Value::as_object)
         && ["d", "p", "q", "dp", "dq", "qi", "k"]

@@ -200,14 +200,14 @@ pub async fn rotate(
     let now = crate::now();
     let public_json = serde_json::to_string(&public).expect("a JWK serialises");
     with_pool!(store, pool => sqlx::query(
-        "INSERT INTO helseid_signing_key (kid, alg, private_der, public_jwk, created_at, active_from)
+        "INSERT INTO helseid_signing_key (kid, alg, private_der, public_jwk, created_at_ms, active_from)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&kid)
     .bind(format!("{:?}", alg.algorithm()))
     .bind(&der)
     .bind(&public_json)
-    .bind(now)
+    .bind(helsenett_core::time::now_millis())
     .bind(now + activate_in.max(0))
     .execute(pool)
     .await
@@ -260,7 +260,7 @@ struct Row {
 async fn rows(store: &Store) -> Result<Vec<Row>, Failure> {
     Ok(with_pool!(store, pool => sqlx::query_as::<_, Row>(
         "SELECT kid, alg, private_der, active_from FROM helseid_signing_key
-         ORDER BY active_from, created_at, kid",
+         ORDER BY active_from, created_at_ms, kid",
     )
     .fetch_all(pool)
     .await)?)

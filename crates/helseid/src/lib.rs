@@ -12,7 +12,7 @@
 pub mod catalogue;
 pub mod clients;
 mod discovery;
-mod dpop;
+pub mod dpop;
 mod error;
 mod guard;
 mod idp;

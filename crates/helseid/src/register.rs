@@ -24,7 +24,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 struct Metadata {
     client_name: String,
-    jwks: Option<JwkSet>,
+    jwks: Option<serde_json::Value>,
     jwks_uri: Option<String>,
     #[serde(default)]
     grant_types: Option<Vec<String>>,
@@ -112,6 +112,14 @@ fn client_from(m: Metadata, now: i64) -> Result<Client, OAuthError> {
     let Some(jwks) = m.jwks else {
         return bad("jwks is required: HelseID clients authenticate with private_key_jwt");
     };
+    let private = jwks["keys"]
+        .as_array()
+        .is_some_and(|keys| keys.iter().any(|k| k.get("d").is_some()));
+    if private {
+        return bad("jwks holds a private key: register the public keys only");
+    }
+    let jwks: JwkSet = serde_json::from_value(jwks)
+        .map_err(|e| OAuthError::invalid_client_metadata(format!("jwks is not a JWK set: {e}")))?;
     if m.token_endpoint_auth_method
         .as_deref()
         .is_some_and(|a| a != "private_key_jwt")

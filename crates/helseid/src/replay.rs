@@ -61,7 +61,7 @@ impl JtiLog {
 /// Whether the access token with `jti` has been revoked.
 pub async fn is_revoked(store: &Store, jti: &str) -> Result<bool, StoreError> {
     let found = with_pool!(store, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT 1 FROM helseid_revoked WHERE jti = $1",
+        "SELECT expires_at FROM helseid_revoked WHERE jti = $1",
     )
     .bind(jti)
     .fetch_optional(pool)

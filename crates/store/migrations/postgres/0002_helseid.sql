@@ -9,7 +9,8 @@ CREATE TABLE helseid_signing_key (
     alg TEXT NOT NULL,
     private_der BYTEA NOT NULL,
     public_jwk TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
+    -- Milliseconds, to order keys made in the same second.
+    created_at_ms BIGINT NOT NULL,
     active_from BIGINT NOT NULL
 );
 
