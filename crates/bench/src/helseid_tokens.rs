@@ -102,6 +102,9 @@ struct Shared {
     issuer: String,
     token_endpoint: String,
     target: Target,
+    /// The token endpoint's path, and what a new connection is checked with (discovery's).
+    token_path: String,
+    check_path: String,
     scope: String,
     clients: Vec<Client>,
     /// The latest DPoP-Nonce any response carried.
@@ -215,7 +218,7 @@ impl Shared {
             (HeaderName::from_static("dpop"), request.dpop.clone()),
         ];
         let reply = connection
-            .send(&Method::POST, &headers, &request.body)
+            .send(&Method::POST, &self.token_path, &headers, &request.body)
             .await?;
         if let Some(nonce) = &reply.dpop_nonce {
             self.remember_nonce(nonce);
@@ -426,7 +429,8 @@ async fn first_nonce(shared: &Shared, dpop_key: &Es256Key) -> Result<bool> {
     Ok(false)
 }
 
-async fn discover(issuer: &str) -> Result<(String, String)> {
+/// The issuer's discovery: its issuer identifier and token endpoint, and its own URL.
+async fn discover(issuer: &str) -> Result<(String, String, Url)> {
     let url = Url::parse(&format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -451,7 +455,7 @@ async fn discover(issuer: &str) -> Result<(String, String)> {
             d.issuer
         );
     }
-    Ok((d.issuer, d.token_endpoint))
+    Ok((d.issuer, d.token_endpoint, url))
 }
 
 fn load_clients(path: &PathBuf, max: usize) -> Result<Vec<Client>> {
@@ -505,14 +509,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let label = &args.label;
 
-    let (issuer, token_endpoint) = runtime.block_on(discover(&args.issuer))?;
-    let target = runtime.block_on(Target::resolve(
-        &Url::parse(&token_endpoint).context("the token_endpoint is not a URL")?,
-    ))?;
+    let (issuer, token_endpoint, discovery) = runtime.block_on(discover(&args.issuer))?;
+    let token_url = Url::parse(&token_endpoint).context("the token_endpoint is not a URL")?;
+    let target = runtime.block_on(Target::resolve(&token_url))?;
+    let same_origin = token_url.origin() == discovery.origin();
     let shared = Arc::new(Shared {
         issuer,
         token_endpoint,
         target,
+        token_path: http::path_of(&token_url),
+        // A connection is checked with a request every server answers without work.
+        check_path: http::path_of(if same_origin { &discovery } else { &token_url }),
         scope: args.scope.clone(),
         clients,
         nonce: Mutex::new(None),
@@ -537,10 +544,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
          round's timer starts; only sending and receiving is timed"
     );
 
+    // One at a time, each answered before the next opens: a server that hands connections to
+    // worker processes (node's cluster) then spreads them evenly rather than giving a burst of
+    // them to whichever worker takes the first.
     let connections = runtime.block_on(async {
         let mut connections = Vec::with_capacity(args.concurrency);
         for _ in 0..args.concurrency {
-            connections.push(Connection::open(shared.target.clone()).await?);
+            let mut connection = Connection::open(shared.target.clone()).await?;
+            connection
+                .send(&Method::GET, &shared.check_path, &[], &Bytes::new())
+                .await?;
+            connections.push(connection);
         }
         anyhow::Ok(connections)
     })?;
@@ -552,6 +566,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
 
     let mut rate = None;
+    let mut warmup_tokens = 0;
     if args.warmup > 0 {
         let (elapsed, warm) = loader.round(&runtime, args.warmup)?;
         eprintln!(
@@ -563,6 +578,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for (what, n) in &warm.samples {
             eprintln!("helsenett-bench: {label}: warm-up error ({n}x): {what}");
         }
+        warmup_tokens = warm.ok;
         if warm.ok > 0 {
             rate = Some(warm.ok as f64 / elapsed.as_secs_f64());
         }
@@ -582,10 +598,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if stats.ok > 0 {
             rate = Some(stats.ok as f64 / elapsed.as_secs_f64());
         }
+        rounds += 1;
+        eprintln!(
+            "helsenett-bench: {label}: round {rounds}: {} tokens in {:.2} s ({:.0}/s), {} errors",
+            stats.ok,
+            elapsed.as_secs_f64(),
+            stats.ok as f64 / elapsed.as_secs_f64(),
+            stats.errors
+        );
         timed += elapsed;
         total.merge(stats);
         remaining -= size;
-        rounds += 1;
     }
 
     total.latencies.sort_unstable();
@@ -615,6 +638,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "issuer": loader.shared.issuer,
         "token_endpoint": loader.shared.token_endpoint,
         "requests": args.requests,
+        "warmup_tokens": warmup_tokens,
+        "http_requests": http::SENT.load(std::sync::atomic::Ordering::Relaxed),
         "tokens": total.ok,
         "errors": total.errors,
         "nonce_retries": total.nonce_retries,

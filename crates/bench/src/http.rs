@@ -1,7 +1,10 @@
 //! One HTTP/1.1 keep-alive connection, driven directly with hyper: a load worker owns one and
 //! sends its requests on it one after another.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full};
@@ -15,12 +18,25 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use url::Url;
 
-/// Where a URL's requests go: the socket address, the Host header and the request target.
+/// Requests sent so far on every connection, retries and checks included: what the server
+/// did, for its CPU time per request.
+pub static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Where a server's requests go: the socket address and the Host header.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub addr: SocketAddr,
     pub host: HeaderValue,
-    pub path: String,
+}
+
+/// The request target (origin form) of a URL: its path and query.
+pub fn path_of(url: &Url) -> String {
+    let mut path = url.path().to_owned();
+    if let Some(query) = url.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    path
 }
 
 impl Target {
@@ -39,15 +55,9 @@ impl Target {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
-        let mut path = url.path().to_owned();
-        if let Some(query) = url.query() {
-            path.push('?');
-            path.push_str(query);
-        }
         Ok(Self {
             addr,
             host: HeaderValue::try_from(host)?,
-            path,
         })
     }
 }
@@ -92,12 +102,13 @@ impl Connection {
     fn request(
         &self,
         method: &Method,
+        path: &str,
         headers: &[(HeaderName, HeaderValue)],
         body: &Bytes,
     ) -> Result<Request<Full<Bytes>>> {
         let mut request = Request::builder()
             .method(method.clone())
-            .uri(self.target.path.as_str())
+            .uri(path)
             .header(header::HOST, self.target.host.clone());
         for (name, value) in headers {
             request = request.header(name, value);
@@ -110,15 +121,17 @@ impl Connection {
     pub async fn send(
         &mut self,
         method: &Method,
+        path: &str,
         headers: &[(HeaderName, HeaderValue)],
         body: &Bytes,
     ) -> Result<Reply> {
+        SENT.fetch_add(1, Ordering::Relaxed);
         if self.sender.ready().await.is_err() {
             self.reconnect().await?;
         }
         let response = match self
             .sender
-            .try_send_request(self.request(method, headers, body)?)
+            .try_send_request(self.request(method, path, headers, body)?)
             .await
         {
             Ok(response) => response,
@@ -126,7 +139,7 @@ impl Connection {
             Err(e) if e.message().is_some() => {
                 self.reconnect().await?;
                 self.sender
-                    .send_request(self.request(method, headers, body)?)
+                    .send_request(self.request(method, path, headers, body)?)
                     .await?
             }
             Err(e) => return Err(e.into_error().into()),
@@ -157,6 +170,6 @@ pub async fn get(url: &Url) -> Result<Reply> {
     let mut connection = Connection::open(Target::resolve(url).await?).await?;
     let accept = (header::ACCEPT, HeaderValue::from_static("application/json"));
     connection
-        .send(&Method::GET, &[accept], &Bytes::new())
+        .send(&Method::GET, &path_of(url), &[accept], &Bytes::new())
         .await
 }

@@ -64,13 +64,16 @@ async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
     let mut text = format!(
         "\nhelsenett demo: a synthetic country (size {}, seed {}, as of {}) in {}\n\n\
          Health:   {{base}}/health\n\
-         Metrics:  {{base}}/metrics\n\n\
+         Metrics:  {{base}}/metrics\n\
+         HelseID:  {{base}}/helseid/.well-known/openid-configuration\n\
+         Clients:  {}/helseid-clients.jsonl (a system client per organisation, private keys included)\n\n\
          Everyone and everything here is synthetic: fødselsnummer have month + 80, organisasjonsnummer\n\
          begin with 3, HER-ids begin with 8 and HPR-numbers with 9.\n\n\
          Communication parties to try:\n",
         info.size,
         info.seed,
         info.as_of,
+        config.data_dir.display(),
         config.data_dir.display()
     );
     for party in gps.iter().chain(&departments) {

@@ -374,11 +374,30 @@ fn helseid_keys_and_clients_are_managed_from_the_command_line() {
     let data = dir.path().to_str().unwrap();
     let store = ["--data-dir", data];
     // The first key is made when the network first needs one; rotation adds a PS256 key.
-    let rotated = succeeds(helsenett().args(["helseid", "rotate-keys", "--alg", "PS256", "--activate-in", "0"]).args(store));
+    let rotated = succeeds(
+        helsenett()
+            .args([
+                "helseid",
+                "rotate-keys",
+                "--alg",
+                "PS256",
+                "--activate-in",
+                "0",
+            ])
+            .args(store),
+    );
     assert!(rotated.contains("new PS256 signing key"), "{rotated}");
     let keys = succeeds(helsenett().args(["helseid", "keys"]).args(store));
-    assert_eq!(keys.lines().filter(|l| l.contains(" PS256 ")).count(), 1, "{keys}");
-    assert_eq!(keys.lines().filter(|l| l.contains(" yes ")).count(), 1, "one key signs: {keys}");
+    assert_eq!(
+        keys.lines().filter(|l| l.contains(" PS256 ")).count(),
+        1,
+        "{keys}"
+    );
+    assert_eq!(
+        keys.lines().filter(|l| l.contains(" yes ")).count(),
+        1,
+        "one key signs: {keys}"
+    );
 
     let public = dir.path().join("client.jwk");
     std::fs::write(
@@ -388,30 +407,81 @@ fn helseid_keys_and_clients_are_managed_from_the_command_line() {
     .unwrap();
     let add = |extra: &[&str]| {
         let mut c = helsenett();
-        c.args(["helseid", "client", "add", "--name", "Test EPJ", "--orgnr-parent", "300000010", "--jwks"])
-            .arg(&public)
-            .args(store)
-            .args(extra);
+        c.args([
+            "helseid",
+            "client",
+            "add",
+            "--name",
+            "Test EPJ",
+            "--orgnr-parent",
+            "300000010",
+            "--jwks",
+        ])
+        .arg(&public)
+        .args(store)
+        .args(extra);
         c
     };
-    let id = succeeds(&mut add(&["--scope", "nhn:msh/api", "--client-id", "epj-1"]));
+    let id = succeeds(&mut add(&[
+        "--scope",
+        "nhn:msh/api",
+        "--client-id",
+        "epj-1",
+    ]));
     assert_eq!(id.trim(), "epj-1");
-    let (_, error) = fails(&mut add(&["--scope", "nhn:msh/api", "--client-id", "epj-1"]));
+    let (_, error) = fails(&mut add(&[
+        "--scope",
+        "nhn:msh/api",
+        "--client-id",
+        "epj-1",
+    ]));
     assert!(error.contains("exists already"), "{error}");
     let (_, error) = fails(&mut add(&["--scope", "nhn:unknown/api"]));
     assert!(error.contains("not known to HelseID"), "{error}");
-    let (_, error) = fails(&mut add(&["--scope", "openid", "--grant-type", "authorization_code"]));
+    let (_, error) = fails(&mut add(&[
+        "--scope",
+        "openid",
+        "--grant-type",
+        "authorization_code",
+    ]));
     assert!(error.contains("redirect URI"), "{error}");
-    let (_, error) = fails(helsenett().args(["helseid", "client", "add", "--name", "x", "--orgnr-parent", "123456789", "--scope", "nhn:msh/api", "--jwks"]).arg(&public).args(store));
+    let (_, error) = fails(
+        helsenett()
+            .args([
+                "helseid",
+                "client",
+                "add",
+                "--name",
+                "x",
+                "--orgnr-parent",
+                "123456789",
+                "--scope",
+                "nhn:msh/api",
+                "--jwks",
+            ])
+            .arg(&public)
+            .args(store),
+    );
     assert!(error.contains("123456789"), "{error}");
 
     let list = succeeds(helsenett().args(["helseid", "client", "list"]).args(store));
-    let row = list.lines().find(|l| l.starts_with("epj-1")).expect("listed");
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("epj-1"))
+        .expect("listed");
     assert!(row.contains("300000010") && row.contains(" yes "), "{row}");
-    succeeds(helsenett().args(["helseid", "client", "disable", "epj-1"]).args(store));
+    succeeds(
+        helsenett()
+            .args(["helseid", "client", "disable", "epj-1"])
+            .args(store),
+    );
     let list = succeeds(helsenett().args(["helseid", "client", "list"]).args(store));
     let row = list.lines().find(|l| l.starts_with("epj-1")).unwrap();
     assert!(row.contains(" no "), "{row}");
-    let (_, error) = fails(helsenett().args(["helseid", "client", "disable", "nobody"]).args(store));
+    let (_, error) = fails(
+        helsenett()
+            .args(["helseid", "client", "disable", "nobody"])
+            .args(store),
+    );
     assert!(error.contains("no client"), "{error}");
 }
