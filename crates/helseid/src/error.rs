@@ -67,6 +67,8 @@ pub enum Failure {
     Store(#[from] StoreError),
     #[error("HelseID keys: {0}")]
     Crypto(String),
+    #[error("HelseID replay log: {0}")]
+    Replay(String),
 }
 
 impl From<sqlx::Error> for Failure {

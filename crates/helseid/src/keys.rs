@@ -87,6 +87,7 @@ pub struct KeyRing {
     store: Store,
     token_lifetime: i64,
     set: RwLock<Arc<KeySet>>,
+    reloading: tokio::sync::Mutex<()>,
     last_forced: Mutex<Option<Instant>>,
 }
 
@@ -101,6 +102,7 @@ impl KeyRing {
             store,
             token_lifetime,
             set: RwLock::new(Arc::new(set)),
+            reloading: tokio::sync::Mutex::new(()),
             last_forced: Mutex::new(None),
         })
     }
@@ -115,13 +117,17 @@ impl KeyRing {
         Ok(set)
     }
 
-    /// The keys, re-read if they are older than [`REFRESH`].
+    /// The keys, re-read if they are older than [`REFRESH`]. One request re-reads them; the
+    /// others meanwhile use the keys they have.
     async fn fresh(&self) -> Result<Arc<KeySet>, Failure> {
         let set = self.current();
         if set.read_at.elapsed() < REFRESH {
             return Ok(set);
         }
-        self.reload().await
+        match self.reloading.try_lock() {
+            Ok(_reloading) => self.reload().await,
+            Err(_) => Ok(set),
+        }
     }
 
     /// Signs `claims` as a JWT of type `typ` with the key that signs now.

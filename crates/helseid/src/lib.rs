@@ -111,7 +111,7 @@ impl HelseId {
         let subject_key = secret(&store, "subject").await?;
         Ok(Self(Arc::new(Inner {
             endpoints: Endpoints::new(&settings.public_url),
-            jtis: replay::JtiLog::new(store.clone()),
+            jtis: replay::JtiLog::start(store.clone()),
             keys: Arc::new(keys),
             nonces: Arc::new(nonces),
             subject_key,

@@ -1,61 +1,128 @@
 //! The replay log: every JWT identifier HelseID has accepted (client assertions, DPoP proofs at
 //! the token endpoint and at every resource server), kept in the database so that a JWT replayed
 //! to another node is refused too, until it would have been refused as too old anyway.
+//!
+//! Identifiers are written by one task per node in group commits: requests that arrive together
+//! share one statement and one transaction, so the log costs one write per batch rather than
+//! one per request, and SQLite's single writer is never contended by the log.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::{collections::HashSet, fmt::Write as _};
 
 use helsenett_store::{Store, StoreError, with_pool};
+use tokio::sync::{mpsc, oneshot};
 
-/// Expired rows are swept once per this many identifiers recorded.
-const SWEEP_EVERY: u64 = 4096;
+use crate::Failure;
+
+/// Largest group commit: 2 parameters each, far below either backend's limit.
+const MAX_BATCH: usize = 256;
+/// Expired rows are swept after about this many identifiers.
+const SWEEP_EVERY: usize = 8192;
+
+struct Entry {
+    key: String,
+    expires_at: i64,
+    first: oneshot::Sender<Result<bool, String>>,
+}
 
 #[derive(Clone)]
 pub struct JtiLog {
-    store: Store,
-    recorded: Arc<AtomicU64>,
+    entries: mpsc::Sender<Entry>,
 }
 
 impl JtiLog {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
-            recorded: Arc::new(AtomicU64::new(0)),
-        }
+    /// Starts the node's writer task; it ends when the last handle is dropped.
+    pub fn start(store: Store) -> Self {
+        let (entries, incoming) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write(store, incoming));
+        Self { entries }
     }
 
     /// Records `key` (a namespaced jti) until `expires_at`; false when it was already recorded.
-    pub async fn first_use(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
-        let inserted = with_pool!(&self.store, pool => sqlx::query(
-            "INSERT INTO helseid_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(key)
-        .bind(expires_at)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.sweep().await?;
-        }
-        Ok(inserted == 1)
+    pub async fn first_use(&self, key: &str, expires_at: i64) -> Result<bool, Failure> {
+        let (first, answer) = oneshot::channel();
+        let stopped = || Failure::Replay("the writer has stopped".into());
+        self.entries
+            .send(Entry {
+                key: key.to_owned(),
+                expires_at,
+                first,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(Failure::Replay)
     }
+}
 
-    /// Deletes everything HelseID keeps only for a while and that has expired.
-    pub async fn sweep(&self) -> Result<(), StoreError> {
-        let now = crate::now();
-        for table in [
-            "helseid_jti",
-            "helseid_auth_request",
-            "helseid_code",
-            "helseid_revoked",
-        ] {
-            let sql = format!("DELETE FROM {table} WHERE expires_at < $1");
-            with_pool!(&self.store, pool => sqlx::query(&sql).bind(now).execute(pool).await.map(drop))?;
+async fn write(store: Store, mut incoming: mpsc::Receiver<Entry>) {
+    let mut since_sweep = 0;
+    while let Some(entry) = incoming.recv().await {
+        let mut batch = vec![entry];
+        while batch.len() < MAX_BATCH {
+            match incoming.try_recv() {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
         }
-        Ok(())
+        since_sweep += batch.len();
+        match insert(&store, &batch).await {
+            Ok(inserted) => {
+                // A key twice in one batch: the first is new, the second a replay.
+                let mut answered = HashSet::new();
+                for entry in batch {
+                    let first = inserted.contains(&entry.key) && answered.insert(entry.key);
+                    let _ = entry.first.send(Ok(first));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the replay log cannot be written");
+                for entry in batch {
+                    let _ = entry.first.send(Err(e.to_string()));
+                }
+            }
+        }
+        if since_sweep >= SWEEP_EVERY {
+            since_sweep = 0;
+            if let Err(e) = sweep(&store).await {
+                tracing::warn!(error = %e, "expired HelseID rows were not swept");
+            }
+        }
     }
+}
+
+/// Inserts the batch in one statement; returns the keys that were new.
+async fn insert(store: &Store, batch: &[Entry]) -> Result<HashSet<String>, StoreError> {
+    let mut sql = String::from("INSERT INTO helseid_jti (jti, expires_at) VALUES ");
+    for i in 0..batch.len() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(sql, "{sep}(${}, ${})", 2 * i + 1, 2 * i + 2).expect("writing to a String");
+    }
+    sql.push_str(" ON CONFLICT (jti) DO NOTHING RETURNING jti");
+    let inserted = with_pool!(store, pool => {
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for entry in batch {
+            query = query.bind(&entry.key).bind(entry.expires_at);
+        }
+        query.fetch_all(pool).await
+    })?;
+    Ok(inserted.into_iter().collect())
+}
+
+/// Deletes everything HelseID keeps only for a while and that has expired.
+pub async fn sweep(store: &Store) -> Result<(), StoreError> {
+    let now = crate::now();
+    for table in [
+        "helseid_jti",
+        "helseid_auth_request",
+        "helseid_code",
+        "helseid_revoked",
+    ] {
+        let sql = format!("DELETE FROM {table} WHERE expires_at < $1");
+        with_pool!(store, pool => sqlx::query(&sql).bind(now).execute(pool).await.map(drop))?;
+    }
+    Ok(())
 }
 
 /// Whether the access token with `jti` has been revoked.

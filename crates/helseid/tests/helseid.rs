@@ -1040,3 +1040,45 @@ async fn registration_needs_the_admin_token_and_valid_metadata() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_assertion_sent_many_times_at_once_gets_one_token() {
+    each_backend(|db| async move {
+        let net = net(db.store).await;
+        let nonce = net.nonce().await;
+        let assertion = net.assertion();
+        let attempts = (0..32).map(|_| {
+            let proof = sign(
+                &net.dpop,
+                "dpop+jwt",
+                true,
+                &proof_claims("POST", TOKEN_URL, Some(&nonce)),
+            );
+            let request = form(
+                "/helseid/connect/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                    ("scope", "nhn:msh/api"),
+                ],
+                Some(&proof),
+            );
+            let app = net.app.clone();
+            tokio::spawn(async move { send(&app, request).await })
+        });
+        let mut issued = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            let a = attempt.await.unwrap();
+            match a.status {
+                StatusCode::OK => issued += 1,
+                _ => assert!(a.text.contains("used before"), "{}", a.text),
+            }
+        }
+        assert_eq!(issued, 1);
+    })
+    .await;
+}
