@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     routing::{get, post},
 };
 use helsenett_store::{Store, with_pool};
@@ -41,6 +42,9 @@ pub use error::{Failure, OAuthError};
 pub use guard::{Actor, Authorized, Denied, Guard, Principal, RequiredScope, User};
 pub use keys::{KeyInfo, KeyRing, SigningAlg};
 pub use tokens::AccessTokenClaims;
+
+/// No form or registration HelseID reads comes near this; larger bodies get 413.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Where HelseID lives under a node's public URL.
 pub const PATH: &str = "/helseid";
@@ -158,6 +162,7 @@ impl HelseId {
             .route("/connect/introspect", post(introspect::introspect))
             .route("/connect/revocation", post(introspect::revoke))
             .route("/connect/register", post(register::register))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone());
         Router::new().nest(PATH, routes)
     }
