@@ -80,6 +80,10 @@ pub struct Args {
     /// Append the result as one JSON line to this file (otherwise it goes to stdout as well).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The server's process ids (comma-separated: all of a cluster's processes), to report the
+    /// CPU time it spends per token in the timed rounds (Linux; read from /proc).
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
     /// Exit non-zero when more requests than this failed.
     #[arg(long, default_value_t = 0)]
     max_errors: u64,
@@ -291,6 +295,31 @@ impl Stats {
     }
 }
 
+/// CPU time (user and system) the processes have used so far, from /proc/PID/stat.
+fn cpu_seconds(pids: &[u32]) -> Result<f64> {
+    /// USER_HZ, the unit of /proc's times: 100 on every Linux ABI.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading the CPU time of server process {pid}"))?;
+        // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("an unreadable /proc/PID/stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        for field in [11, 12] {
+            ticks += fields
+                .get(field)
+                .and_then(|v| v.parse::<u64>().ok())
+                .context("an unreadable /proc/PID/stat")?;
+        }
+    }
+    Ok(ticks as f64 / TICKS_PER_SECOND)
+}
+
 /// One worker's share of a round: sends its requests one after another on its connection.
 async fn work(
     shared: Arc<Shared>,
@@ -347,7 +376,7 @@ impl Loader {
     /// Signs `count` requests, spread over the workers, on every core.
     fn prepare(&self, count: usize) -> Result<Vec<Vec<Prepared>>> {
         let workers = self.dpop_keys.len();
-        let nonce = self.shared.latest_nonce();
+        let nonce = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned());
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = workers.div_ceil(threads);
         let start = self.sent;
@@ -586,6 +615,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let mut total = Stats::default();
     let mut timed = Duration::ZERO;
+    let mut server_cpu = 0.0;
     let mut remaining = args.requests;
     let mut rounds = 0;
     while remaining > 0 {
@@ -594,7 +624,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             None => args.concurrency * 16,
         }
         .clamp(args.concurrency.min(remaining), remaining);
+        let cpu_before = cpu_seconds(&args.server_pids)?;
         let (elapsed, stats) = loader.round(&runtime, size)?;
+        // The server is idle while the round is signed, so this is the timed part's CPU time.
+        server_cpu += cpu_seconds(&args.server_pids)? - cpu_before;
         if stats.ok > 0 {
             rate = Some(stats.ok as f64 / elapsed.as_secs_f64());
         }
@@ -628,8 +661,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for (what, n) in &total.samples {
         eprintln!("helsenett-bench: {label}: error ({n}x): {what}");
     }
+    let cpu_ms_per_token = (!args.server_pids.is_empty() && total.ok > 0)
+        .then(|| 1000.0 * server_cpu / total.ok as f64);
+    let cpu_note =
+        cpu_ms_per_token.map_or(String::new(), |ms| format!("  server CPU {ms:.2} ms/token"));
     println!(
-        "{label}: {tokens_per_second:.0} tokens/s  p50 {p50:.1} ms  p99 {p99:.1} ms  \
+        "{label}: {tokens_per_second:.0} tokens/s  p50 {p50:.1} ms  p99 {p99:.1} ms{cpu_note}  \
          (n={}, concurrency={}, errors={}, nonce retries={})",
         args.requests, args.concurrency, total.errors, total.nonce_retries
     );
@@ -639,7 +676,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "token_endpoint": loader.shared.token_endpoint,
         "requests": args.requests,
         "warmup_tokens": warmup_tokens,
-        "http_requests": http::SENT.load(std::sync::atomic::Ordering::Relaxed),
         "tokens": total.ok,
         "errors": total.errors,
         "nonce_retries": total.nonce_retries,
@@ -654,6 +690,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "p90_ms": p90,
         "p99_ms": p99,
         "max_ms": max,
+        "server_cpu_seconds": (!args.server_pids.is_empty()).then_some(server_cpu),
+        "server_cpu_ms_per_token": cpu_ms_per_token,
         "error_samples": total.samples.keys().collect::<Vec<_>>(),
     });
     match &args.json {

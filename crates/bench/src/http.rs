@@ -1,10 +1,7 @@
 //! One HTTP/1.1 keep-alive connection, driven directly with hyper: a load worker owns one and
 //! sends its requests on it one after another.
 
-use std::{
-    net::SocketAddr,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::net::SocketAddr;
 
 use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full};
@@ -17,10 +14,6 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use url::Url;
-
-/// Requests sent so far on every connection, retries and checks included: what the server
-/// did, for its CPU time per request.
-pub static SENT: AtomicU64 = AtomicU64::new(0);
 
 /// Where a server's requests go: the socket address and the Host header.
 #[derive(Clone, Debug)]
@@ -125,7 +118,6 @@ impl Connection {
         headers: &[(HeaderName, HeaderValue)],
         body: &Bytes,
     ) -> Result<Reply> {
-        SENT.fetch_add(1, Ordering::Relaxed);
         if self.sender.ready().await.is_err() {
             self.reconnect().await?;
         }

@@ -91,6 +91,7 @@ struct ProofClaims {
     jti: Option<String>,
     htm: Option<String>,
     htu: Option<String>,
+    #[serde(default, deserialize_with = "jose::numeric_date")]
     iat: Option<i64>,
     nonce: Option<String>,
     ath: Option<String>,
@@ -152,11 +153,13 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError>
         });
     }
     let iat = claims.iat.ok_or(ProofError::Missing("iat"))?;
-    if iat > expected.now + CLOCK_SKEW_SECONDS {
-        return Err(ProofError::Future(iat - expected.now));
+    // Saturating: an iat of i64::MIN must read as "too old", not wrap to "just made".
+    let age = expected.now.saturating_sub(iat);
+    if age < -CLOCK_SKEW_SECONDS {
+        return Err(ProofError::Future(-age));
     }
-    if expected.now - iat > MAX_PROOF_AGE_SECONDS {
-        return Err(ProofError::TooOld(expected.now - iat));
+    if age > MAX_PROOF_AGE_SECONDS {
+        return Err(ProofError::TooOld(age));
     }
     if let Some(token) = expected.access_token {
         let ath = claims.ath.ok_or(ProofError::Missing("ath"))?;

@@ -192,3 +192,13 @@ impl Audience {
         }
     }
 }
+
+/// An RFC 7519 NumericDate, which may have a fraction: whole seconds, rounded down. Values
+/// beyond the range of `i64` are clamped, so that they read as far past or far future.
+pub fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let value: Option<serde_json::Number> = serde::Deserialize::deserialize(d)?;
+    Ok(value.map(|n| match n.as_i64() {
+        Some(i) => i,
+        None => n.as_f64().map_or(i64::MAX, |f| f.floor() as i64),
+    }))
+}

@@ -200,26 +200,59 @@ impl HelseId {
             .and_then(|(json, _)| serde_json::from_str(&json).ok()))
     }
 
+    /// Spends a code. A code used before gets `None`, and the token its first use got is
+    /// revoked: someone else has the code.
     pub(crate) async fn take_code(&self, code: &str) -> Result<Option<CodeGrant>, StoreError> {
+        let hash = jose::sha256_b64url(code.as_bytes());
         let row = with_pool!(&self.0.store, pool => sqlx::query_as::<_, (String, i64)>(
-            "DELETE FROM helseid_code WHERE code_hash = $1 RETURNING grant_json, expires_at",
+            "UPDATE helseid_code SET used = TRUE WHERE code_hash = $1 AND NOT used
+             RETURNING grant_json, valid_until",
         )
-        .bind(jose::sha256_b64url(code.as_bytes()))
+        .bind(&hash)
         .fetch_optional(pool)
         .await)?;
-        Ok(row
-            .filter(|(_, expires_at)| *expires_at >= crate::now())
-            .and_then(|(json, _)| serde_json::from_str(&json).ok()))
+        if let Some((json, valid_until)) = row {
+            return Ok((valid_until >= crate::now())
+                .then(|| serde_json::from_str(&json).ok())
+                .flatten());
+        }
+        let issued = with_pool!(&self.0.store, pool => sqlx::query_as::<_, (String, i64)>(
+            "SELECT token_jti, expires_at FROM helseid_code WHERE code_hash = $1 AND token_jti IS NOT NULL",
+        )
+        .bind(&hash)
+        .fetch_optional(pool)
+        .await)?;
+        if let Some((jti, expires_at)) = issued {
+            tracing::warn!("an authorization code was used twice; its token is revoked");
+            crate::replay::revoke(&self.0.store, &jti, expires_at).await?;
+        }
+        Ok(None)
+    }
+
+    /// Remembers which token a code got, for [`Self::take_code`] to revoke on reuse.
+    pub(crate) async fn record_code_token(&self, code: &str, jti: &str) -> Result<(), StoreError> {
+        with_pool!(&self.0.store, pool => sqlx::query(
+            "UPDATE helseid_code SET token_jti = $2 WHERE code_hash = $1",
+        )
+        .bind(jose::sha256_b64url(code.as_bytes()))
+        .bind(jti)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
     }
 
     async fn save_code(&self, grant: &CodeGrant) -> Result<String, StoreError> {
         let code = jose::random_token(32);
+        let now = crate::now();
         with_pool!(&self.0.store, pool => sqlx::query(
-            "INSERT INTO helseid_code (code_hash, grant_json, expires_at) VALUES ($1, $2, $3)",
+            "INSERT INTO helseid_code (code_hash, grant_json, valid_until, used, expires_at)
+             VALUES ($1, $2, $3, FALSE, $4)",
         )
         .bind(jose::sha256_b64url(code.as_bytes()))
         .bind(serde_json::to_string(grant).expect("a grant serialises"))
-        .bind(crate::now() + CODE_SECONDS)
+        .bind(now + CODE_SECONDS)
+        .bind(now + CODE_SECONDS + self.0.settings.access_token_seconds)
         .execute(pool)
         .await
         .map(drop))?;

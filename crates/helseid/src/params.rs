@@ -84,8 +84,11 @@ struct AssertionClaims {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Audience>,
+    #[serde(default, deserialize_with = "jose::numeric_date")]
     exp: Option<i64>,
+    #[serde(default, deserialize_with = "jose::numeric_date")]
     iat: Option<i64>,
+    #[serde(default, deserialize_with = "jose::numeric_date")]
     nbf: Option<i64>,
     jti: Option<String>,
 }
@@ -176,7 +179,10 @@ impl HelseId {
             return refuse("the client assertion has no exp".into());
         };
         if exp <= now - CLOCK_SKEW_SECONDS {
-            return refuse(format!("the client assertion expired {} s ago", now - exp));
+            return refuse(format!(
+                "the client assertion expired {} s ago",
+                now.saturating_sub(exp)
+            ));
         }
         if exp > now + MAX_ASSERTION_SECONDS + CLOCK_SKEW_SECONDS {
             return refuse(format!(

@@ -135,3 +135,17 @@ pub async fn is_revoked(store: &Store, jti: &str) -> Result<bool, StoreError> {
     .await)?;
     Ok(found.is_some())
 }
+
+/// Revokes the access token with `jti`, remembered until it would expire anyway.
+pub async fn revoke(store: &Store, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+    with_pool!(store, pool => sqlx::query(
+        "INSERT INTO helseid_revoked (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(jti)
+    .bind(expires_at)
+    .execute(pool)
+    .await
+    .map(drop))?;
+    metrics::counter!("helseid_tokens_revoked_total").increment(1);
+    Ok(())
+}

@@ -65,14 +65,18 @@ impl HelseId {
                 .await;
         }
         let grant = self.redeem_code(&params, &client, jkt.as_deref()).await?;
-        self.issue(Grant {
-            client: &client,
-            scopes: &grant.request.scopes,
-            user: Some(grant.user),
-            jkt,
-            nonce: grant.request.nonce,
-        })
-        .await
+        let issued = self
+            .issue(Grant {
+                client: &client,
+                scopes: &grant.request.scopes,
+                user: Some(grant.user),
+                jkt,
+                nonce: grant.request.nonce,
+            })
+            .await?;
+        self.record_code_token(params.require("code")?, &issued.jti)
+            .await?;
+        Ok(issued)
     }
 
     /// Verifies the request's DPoP proof, if any, without recording it.

@@ -74,6 +74,9 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip)]
     pub dpop_nonce: String,
+    /// The access token's `jti`.
+    #[serde(skip)]
+    pub jti: String,
 }
 
 impl IntoResponse for TokenResponse {
@@ -129,6 +132,7 @@ impl HelseId {
         } else {
             "Bearer"
         };
+        let jti = jose::random_token(16);
         let claims = AccessTokenClaims {
             iss: issuer.clone(),
             sub: sub.clone(),
@@ -136,7 +140,7 @@ impl HelseId {
             exp: now + lifetime,
             iat: now,
             nbf: now,
-            jti: jose::random_token(16),
+            jti: jti.clone(),
             client_id: grant.client.client_id.clone(),
             scope: scope.clone(),
             cnf: grant.jkt.clone().map(|jkt| Confirmation { jkt }),
@@ -162,6 +166,7 @@ impl HelseId {
             scope,
             id_token,
             dpop_nonce: self.0.nonces.issue(now),
+            jti,
         })
     }
 

@@ -489,6 +489,7 @@ async fn bad_client_assertions_are_invalid_client_and_issue_nothing() {
             (none, "alg"),
             (hs256, "HS256"),
             (with(&|c| c["exp"] = (now() - 60).into()), "expired"),
+            (with(&|c| c["exp"] = i64::MIN.into()), "expired"),
             (with(&|c| c["exp"] = (now() + 3600).into()), "at most 60 s"),
             (with(&|c| c["aud"] = "https://other.test".into()), "aud"),
             (with(&|c| c["sub"] = "someone-else".into()), "sub"),
@@ -525,6 +526,12 @@ async fn bad_client_assertions_are_invalid_client_and_issue_nothing() {
             );
             assert!(a.body.get("access_token").is_none());
         }
+        // A NumericDate may have a fraction (RFC 7519 §2).
+        let fractional = with(&|c| c["exp"] = json!(now() as f64 + 30.5));
+        let a = net
+            .token_request(&fractional, "nhn:msh/api", Some(&nonce))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         // One assertion, twice.
         let once = net.assertion();
         assert_eq!(
@@ -576,7 +583,13 @@ async fn bad_dpop_proofs_scopes_and_grants_are_named() {
         future["iat"] = (now() + 600).into();
         let mut old = proof_claims("POST", TOKEN_URL, n);
         old["iat"] = (now() - 600).into();
+        let mut oldest = proof_claims("POST", TOKEN_URL, n);
+        oldest["iat"] = i64::MIN.into();
+        let mut latest = proof_claims("POST", TOKEN_URL, n);
+        latest["iat"] = u64::MAX.into();
         for (claims, why) in [
+            (oldest, "ago"),
+            (latest, "future"),
             (proof_claims("GET", TOKEN_URL, n), "htm"),
             (
                 proof_claims("POST", "https://helsenett.test/helseid/connect/other", n),
@@ -827,6 +840,19 @@ async fn a_doctor_signs_in_with_code_pkce_and_par() {
         assert_eq!(id_token["helseid://claims/hpr/hpr_number"], "9123456");
         assert_ne!(id_token["sub"], pid.as_str(), "sub is a pseudonym, not the number");
 
+        let token = a.body["access_token"].as_str().unwrap();
+        // The code a second time: refused, and the token its first use got is revoked.
+        let reuse = net.redeem(&back["code"], &verifier).await;
+        assert_eq!(reuse.body["error"], "invalid_grant", "{}", reuse.text);
+        let headers = net.api_headers(token, "GET", "https://helsenett.test/kjernejournal/x");
+        let e = net.id.guard()
+            .check(&Method::GET, &Uri::from_static("/kjernejournal/x"), &headers, "nhn:kjernejournal", "nhn:kjernejournal/api")
+            .await.unwrap_err();
+        assert!(e.description.contains("revoked"), "{}", e.description);
+        let back = net.sign_in(&query, &pid).await;
+        let a = net.redeem(&back["code"], &verifier).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let id_token: Value = jsonwebtoken::dangerous::insecure_decode::<Value>(a.body["id_token"].as_str().unwrap()).unwrap().claims;
         let token = a.body["access_token"].as_str().unwrap();
         let headers = net.api_headers(token, "GET", "https://helsenett.test/kjernejournal/x");
         let principal = net.id.guard()
@@ -1079,6 +1105,70 @@ async fn one_assertion_sent_many_times_at_once_gets_one_token() {
             }
         }
         assert_eq!(issued, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_sees_and_revokes_only_its_own_tokens() {
+    each_backend(|db| async move {
+        let net = net(db.store.clone()).await;
+        let token = net.token("nhn:msh/api").await;
+        let other_key = es256();
+        let mut other = system_client("other", &other_key);
+        other.orgnr_parent = Organisasjonsnummer::synthetic(43).unwrap();
+        assert!(clients::insert(&db.store, &[other]).await.unwrap());
+        let call = |path: &'static str, key: &'static str| {
+            let net = &net;
+            let other_key = &other_key;
+            let token = token.clone();
+            async move {
+                let (client, key) = if key == "own" {
+                    ("epj", &net.client)
+                } else {
+                    ("other", other_key)
+                };
+                let assertion = sign(key, "JWT", false, &assertion_claims(client));
+                send(
+                    &net.app,
+                    form(
+                        path,
+                        &[
+                            (
+                                "client_assertion_type",
+                                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                            ),
+                            ("client_assertion", &assertion),
+                            ("token", &token),
+                        ],
+                        None,
+                    ),
+                )
+                .await
+            }
+        };
+        let a = call("/helseid/connect/introspect", "other").await;
+        assert_eq!(
+            a.body,
+            json!({ "active": false }),
+            "another organisation learns nothing"
+        );
+        let a = call("/helseid/connect/revocation", "other").await;
+        assert_eq!(a.body["error"], "unauthorized_client", "{}", a.text);
+        let a = call("/helseid/connect/introspect", "own").await;
+        assert_eq!(a.body["active"], true, "{}", a.text);
+        assert_eq!(a.body["token_type"], "DPoP");
+        assert_eq!(
+            call("/helseid/connect/revocation", "own").await.status,
+            StatusCode::OK
+        );
+        let a = call("/helseid/connect/introspect", "own").await;
+        assert_eq!(a.body, json!({ "active": false }));
+        // Revoking a token that is no longer valid is fine (RFC 7009 §2.2).
+        assert_eq!(
+            call("/helseid/connect/revocation", "own").await.status,
+            StatusCode::OK
+        );
     })
     .await;
 }

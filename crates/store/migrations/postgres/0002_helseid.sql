@@ -51,10 +51,15 @@ CREATE TABLE helseid_auth_request (
     expires_at BIGINT NOT NULL
 );
 
--- Authorization codes, by SHA-256 of the code: a leaked table does not leak usable codes.
+-- Authorization codes, by SHA-256 of the code: a leaked table does not leak usable codes. A
+-- used code is kept (until its token would have expired) so that a second use revokes the token
+-- the first use got (RFC 6749 §4.1.2).
 CREATE TABLE helseid_code (
     code_hash TEXT PRIMARY KEY,
     grant_json TEXT NOT NULL,
+    valid_until BIGINT NOT NULL,
+    used BOOLEAN NOT NULL,
+    token_jti TEXT,
     expires_at BIGINT NOT NULL
 );
 
