@@ -376,7 +376,7 @@ impl Loader {
     /// Signs `count` requests, spread over the workers, on every core.
     fn prepare(&self, count: usize) -> Result<Vec<Vec<Prepared>>> {
         let workers = self.dpop_keys.len();
-        let nonce = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned());
+        let nonce = self.shared.latest_nonce();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = workers.div_ceil(threads);
         let start = self.sent;
