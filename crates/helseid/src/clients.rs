@@ -1,6 +1,12 @@
 //! The client registry: who may ask HelseID for tokens, with which keys, for which scopes, and
 //! for which organisation.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
 use helsenett_core::Organisasjonsnummer;
 use helsenett_store::{Store, StoreError, Value, with_pool};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
@@ -260,4 +266,44 @@ pub async fn set_enabled(
     .await
     .map(|r| r.rows_affected()))?;
     Ok(changed == 1)
+}
+
+/// How long a node trusts what it read about a client: disabling a client takes effect on every
+/// node within this time.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// Entries a node keeps before it starts over (more than a country's clients).
+const CACHE_CAPACITY: usize = 100_000;
+
+/// Clients as the token endpoint reads them: from memory when read in the last [`CACHE_TTL`],
+/// so that a burst of token requests does not read the same row thousands of times a second.
+pub struct ClientCache {
+    store: Store,
+    entries: RwLock<HashMap<String, (Instant, Option<Arc<Client>>)>>,
+}
+
+impl ClientCache {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub async fn get(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((read_at, client)) = entries.get(client_id)
+                && read_at.elapsed() < CACHE_TTL
+            {
+                return Ok(client.clone());
+            }
+        }
+        let client = get(&self.store, client_id).await?.map(Arc::new);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(client_id.to_owned(), (Instant::now(), client.clone()));
+        Ok(client)
+    }
 }

@@ -294,7 +294,7 @@ impl Guard {
             ));
         }
         let (key, expires_at) = proof.replay_key();
-        if !self.0.jtis.first_use(&key, expires_at).await? {
+        if !self.0.jtis.first_use(key, expires_at).await? {
             return Err(Denied::proof("the DPoP proof's jti has been used before"));
         }
         Ok(())

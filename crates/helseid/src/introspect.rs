@@ -85,7 +85,7 @@ pub async fn introspect(State(id): State<HelseId>, headers: HeaderMap, body: Byt
     let answer = async {
         let params = Params::parse(&headers, &body)?;
         let endpoint = id.0.endpoints.introspection.clone();
-        let caller = id.authenticate(&params, &headers, &endpoint).await?;
+        let caller = id.authenticate(&params, &headers, &endpoint, None).await?;
         let token = params.require("token")?;
         let Some(claims) = id.valid_claims(token).await? else {
             return Ok(json!({ "active": false }));
@@ -116,7 +116,7 @@ pub async fn revoke(State(id): State<HelseId>, headers: HeaderMap, body: Bytes) 
     let answer = async {
         let params = Params::parse(&headers, &body)?;
         let endpoint = id.0.endpoints.revocation.clone();
-        let caller = id.authenticate(&params, &headers, &endpoint).await?;
+        let caller = id.authenticate(&params, &headers, &endpoint, None).await?;
         let token = params.require("token")?;
         if let Some(claims) = id.valid_claims(token).await? {
             if claims.client_id != caller.client_id {

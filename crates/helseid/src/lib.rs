@@ -102,6 +102,7 @@ struct Inner {
     endpoints: Endpoints,
     keys: Arc<KeyRing>,
     jtis: replay::JtiLog,
+    clients: clients::ClientCache,
     nonces: Arc<Nonces>,
     /// Key of the subject pseudonyms: `sub` for a person is stable but is not their number.
     subject_key: Vec<u8>,
@@ -116,6 +117,7 @@ impl HelseId {
         Ok(Self(Arc::new(Inner {
             endpoints: Endpoints::new(&settings.public_url),
             jtis: replay::JtiLog::start(store.clone()),
+            clients: clients::ClientCache::new(store.clone()),
             keys: Arc::new(keys),
             nonces: Arc::new(nonces),
             subject_key,

@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::{
     HelseId, OAuthError,
-    clients::{self, AUTHORIZATION_CODE, Client},
+    clients::{self, AUTHORIZATION_CODE},
     idp, jose,
     params::Params,
     token::check_scopes,
@@ -321,7 +321,7 @@ pub async fn par(State(id): State<HelseId>, headers: HeaderMap, body: Bytes) -> 
         }
         let endpoint = id.0.endpoints.par.clone();
         let proof = id.dpop_proof(&headers, "POST", &endpoint, None)?;
-        let client: Client = id.authenticate(&params, &headers, &endpoint).await?;
+        let client = id.authenticate(&params, &headers, &endpoint, proof.as_ref()).await?;
         let mut request = match id.validate_request(&params).await {
             Ok(r) if r.client_id == client.client_id => r,
             Ok(_) => return Err(OAuthError::invalid_request("client_id differs from the authenticated client")),

@@ -1,7 +1,7 @@
 //! Form parameters (`application/x-www-form-urlencoded`) and client authentication, shared by
 //! every endpoint a client posts to.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
@@ -9,8 +9,8 @@ use url::Url;
 
 use crate::{
     HelseId, OAuthError,
-    clients::{self, Client},
-    dpop::CLOCK_SKEW_SECONDS,
+    clients::Client,
+    dpop::{CLOCK_SKEW_SECONDS, Proof},
     jose::{self, Audience},
 };
 
@@ -95,14 +95,16 @@ struct AssertionClaims {
 
 impl HelseId {
     /// Authenticates the client of a request by its `private_key_jwt` assertion (RFC 7523),
-    /// recording the assertion's jti so that it is never accepted twice. `endpoint` is the URL
-    /// the request was sent to, which the assertion's `aud` may name instead of the issuer.
+    /// recording the assertion's jti, and the request's DPoP proof's, so that neither is ever
+    /// accepted twice. `endpoint` is the URL the request was sent to, which the assertion's
+    /// `aud` may name instead of the issuer.
     pub(crate) async fn authenticate(
         &self,
         params: &Params,
         headers: &HeaderMap,
         endpoint: &Url,
-    ) -> Result<Client, OAuthError> {
+        proof: Option<&Proof>,
+    ) -> Result<Arc<Client>, OAuthError> {
         let refuse = |why: String| Err(OAuthError::invalid_client(why));
         if headers.contains_key(header::AUTHORIZATION) || params.get("client_secret").is_some() {
             return refuse(
@@ -140,7 +142,7 @@ impl HelseId {
                 "client_id {named:?} differs from the client assertion's iss {client_id:?}"
             ));
         }
-        let Some(client) = clients::get(&self.0.store, &client_id).await? else {
+        let Some(client) = self.0.clients.get(&client_id).await? else {
             return refuse(format!("client {client_id:?} is not registered"));
         };
         if !client.enabled {
@@ -204,14 +206,20 @@ impl HelseId {
         let Some(jti) = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256) else {
             return refuse("the client assertion has no jti".into());
         };
-        let key = format!("assertion:{client_id}:{jti}");
-        if !self
-            .0
-            .jtis
-            .first_use(&key, exp + CLOCK_SKEW_SECONDS)
-            .await?
-        {
+        // Both identifiers in one group commit: a token costs one wait for the replay log.
+        let mut keys = vec![(
+            format!("assertion:{client_id}:{jti}"),
+            exp + CLOCK_SKEW_SECONDS,
+        )];
+        keys.extend(proof.map(Proof::replay_key));
+        let firsts = self.0.jtis.first_use_all(keys).await?;
+        if !firsts[0] {
             return refuse("the client assertion's jti has been used before".into());
+        }
+        if firsts.get(1) == Some(&false) {
+            return Err(OAuthError::invalid_dpop_proof(
+                "the DPoP proof's jti has been used before",
+            ));
         }
         Ok(client)
     }

@@ -38,21 +38,36 @@ impl JtiLog {
     }
 
     /// Records `key` (a namespaced jti) until `expires_at`; false when it was already recorded.
-    pub async fn first_use(&self, key: &str, expires_at: i64) -> Result<bool, Failure> {
-        let (first, answer) = oneshot::channel();
+    pub async fn first_use(&self, key: String, expires_at: i64) -> Result<bool, Failure> {
+        Ok(self.first_use_all(vec![(key, expires_at)]).await?[0])
+    }
+
+    /// Records several keys in the same group commit; for each, whether it was new.
+    pub async fn first_use_all(&self, keys: Vec<(String, i64)>) -> Result<Vec<bool>, Failure> {
         let stopped = || Failure::Replay("the writer has stopped".into());
-        self.entries
-            .send(Entry {
-                key: key.to_owned(),
-                expires_at,
-                first,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        answer
-            .await
-            .map_err(|_| stopped())?
-            .map_err(Failure::Replay)
+        let mut answers = Vec::with_capacity(keys.len());
+        for (key, expires_at) in keys {
+            let (first, answer) = oneshot::channel();
+            self.entries
+                .send(Entry {
+                    key,
+                    expires_at,
+                    first,
+                })
+                .await
+                .map_err(|_| stopped())?;
+            answers.push(answer);
+        }
+        let mut firsts = Vec::with_capacity(answers.len());
+        for answer in answers {
+            firsts.push(
+                answer
+                    .await
+                    .map_err(|_| stopped())?
+                    .map_err(Failure::Replay)?,
+            );
+        }
+        Ok(firsts)
     }
 }
 

@@ -43,14 +43,16 @@ impl HelseId {
         // The proof (and its nonce) is checked before the client assertion is spent, so that a
         // client told to use a nonce can retry with the same assertion's successor at no cost.
         let proof = self.dpop_proof(headers, "POST", &endpoint, None)?;
-        let client = self.authenticate(&params, headers, &endpoint).await?;
+        let client = self
+            .authenticate(&params, headers, &endpoint, proof.as_ref())
+            .await?;
         if !client.allows_grant(grant_type) {
             return Err(OAuthError::unauthorized_client(format!(
                 "client {:?} may not use grant_type {grant_type}",
                 client.client_id
             )));
         }
-        let jkt = self.bind(&client, proof).await?;
+        let jkt = bind(&client, proof)?;
         if grant_type == CLIENT_CREDENTIALS {
             let scopes = params.scopes();
             check_scopes(&client, &scopes, false)?;
@@ -116,31 +118,6 @@ impl HelseId {
         }
     }
 
-    /// Records the proof's jti and returns the key the token is bound to; refuses a client that
-    /// must use DPoP but sent no proof.
-    pub(crate) async fn bind(
-        &self,
-        client: &Client,
-        proof: Option<Proof>,
-    ) -> Result<Option<String>, OAuthError> {
-        let Some(proof) = proof else {
-            if client.dpop_required {
-                return Err(OAuthError::invalid_dpop_proof(format!(
-                    "client {:?} must send a DPoP proof (RFC 9449) with this request",
-                    client.client_id
-                )));
-            }
-            return Ok(None);
-        };
-        let (key, expires_at) = proof.replay_key();
-        if !self.0.jtis.first_use(&key, expires_at).await? {
-            return Err(OAuthError::invalid_dpop_proof(
-                "the DPoP proof's jti has been used before",
-            ));
-        }
-        Ok(Some(proof.jkt))
-    }
-
     async fn redeem_code(
         &self,
         params: &Params,
@@ -186,6 +163,19 @@ impl HelseId {
             ));
         }
         Ok(grant)
+    }
+}
+
+/// The key a token is bound to (the proof's, recorded by [`HelseId::authenticate`]); refuses a
+/// client that must use DPoP but sent no proof.
+fn bind(client: &Client, proof: Option<Proof>) -> Result<Option<String>, OAuthError> {
+    match proof {
+        Some(proof) => Ok(Some(proof.jkt)),
+        None if client.dpop_required => Err(OAuthError::invalid_dpop_proof(format!(
+            "client {:?} must send a DPoP proof (RFC 9449) with this request",
+            client.client_id
+        ))),
+        None => Ok(None),
     }
 }
 

@@ -551,6 +551,8 @@ async fn bad_client_assertions_are_invalid_client_and_issue_nothing() {
         clients::set_enabled(&net.store, "epj", false)
             .await
             .unwrap();
+        // Every node learns it within the client cache's lifetime.
+        tokio::time::sleep(clients::CACHE_TTL + std::time::Duration::from_millis(100)).await;
         let a = net
             .token_request(&net.assertion(), "nhn:msh/api", Some(&nonce))
             .await;
