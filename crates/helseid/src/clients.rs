@@ -278,8 +278,11 @@ const CACHE_CAPACITY: usize = 100_000;
 /// so that a burst of token requests does not read the same row thousands of times a second.
 pub struct ClientCache {
     store: Store,
-    entries: RwLock<HashMap<String, (Instant, Option<Arc<Client>>)>>,
+    entries: RwLock<HashMap<String, Cached>>,
 }
+
+/// When a client was read, and what was found (`None`: no such client).
+type Cached = (Instant, Option<Arc<Client>>);
 
 impl ClientCache {
     pub fn new(store: Store) -> Self {

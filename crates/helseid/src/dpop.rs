@@ -4,8 +4,9 @@
 //! Nonces are stateless: an HMAC of the time window under a secret kept in the database, so any
 //! node accepts a nonce any other node issued, without a write per nonce.
 
+use aws_lc_rs::hmac;
 use jsonwebtoken::jwk::Jwk;
-use openssl::{hash::MessageDigest, memcmp, pkey::PKey, sign::Signer};
+use openssl::memcmp;
 use serde::Deserialize;
 use url::Url;
 
@@ -19,22 +20,20 @@ pub const MAX_PROOF_AGE_SECONDS: i64 = 120;
 pub const CLOCK_SKEW_SECONDS: i64 = 10;
 
 pub struct Nonces {
-    key: PKey<openssl::pkey::Private>,
+    key: hmac::Key,
 }
 
 impl Nonces {
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            key: PKey::hmac(secret).expect("an HMAC key from any bytes"),
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
         }
     }
 
     fn mac(&self, window: i64) -> [u8; 16] {
-        let mut signer = Signer::new(MessageDigest::sha256(), &self.key).expect("HMAC-SHA256");
-        signer.update(&window.to_be_bytes()).expect("HMAC update");
-        let full = signer.sign_to_vec().expect("HMAC sign");
+        let tag = hmac::sign(&self.key, &window.to_be_bytes());
         let mut mac = [0u8; 16];
-        mac.copy_from_slice(&full[..16]);
+        mac.copy_from_slice(&tag.as_ref()[..16]);
         mac
     }
 

@@ -10,6 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aws_lc_rs::{
+    rand::SystemRandom,
+    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PSS_SHA256, RsaKeyPair},
+};
 use helsenett_store::{Store, with_pool};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header,
@@ -59,7 +63,7 @@ impl std::str::FromStr for SigningAlg {
 struct SigningKey {
     kid: String,
     alg: Algorithm,
-    encoding: EncodingKey,
+    signer: Signer,
     decoding: DecodingKey,
     public: Jwk,
     active_from: i64,
@@ -144,8 +148,17 @@ impl KeyRing {
         let mut header = Header::new(key.alg);
         header.typ = Some(typ.to_owned());
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|e| Failure::Crypto(format!("HelseID signing key {}: {e}", key.kid)))
+        let json = |v: serde_json::Result<Vec<u8>>| v.expect("header and claims serialise");
+        let mut jwt = jose::b64url(&json(serde_json::to_vec(&header)));
+        jwt.push('.');
+        jwt.push_str(&jose::b64url(&json(serde_json::to_vec(claims))));
+        let signature = key
+            .signer
+            .sign(jwt.as_bytes())
+            .map_err(|e| Failure::Crypto(format!("HelseID signing key {}: {e}", key.kid)))?;
+        jwt.push('.');
+        jwt.push_str(&jose::b64url(&signature));
+        Ok(jwt)
     }
 
     /// The verification key for `kid`, re-reading the keys once if it is unknown (a key made by
@@ -303,9 +316,10 @@ async fn read(store: &Store, token_lifetime: i64) -> Result<KeySet, Failure> {
         public.common.public_key_use = Some(PublicKeyUse::Signature);
         keys.push(SigningKey {
             decoding: DecodingKey::from_jwk(&public).map_err(corrupt)?,
+            signer: Signer::new(alg, &row.private_der)
+                .map_err(|e| Failure::Crypto(format!("key {}: {e}", row.kid)))?,
             kid: row.kid,
             alg: alg.algorithm(),
-            encoding,
             public,
             active_from: row.active_from,
         });
@@ -339,4 +353,40 @@ fn generate(alg: SigningAlg) -> Result<(Vec<u8>, EncodingKey), Failure> {
             (der, encoding)
         }
     })
+}
+
+/// A private key parsed once, so that signing a token costs one signature and nothing more.
+enum Signer {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl Signer {
+    fn new(alg: SigningAlg, der: &[u8]) -> Result<Self, String> {
+        match alg {
+            SigningAlg::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .map(Signer::Ec)
+                .map_err(|e| e.to_string()),
+            SigningAlg::PS256 => RsaKeyPair::from_der(der)
+                .map(Signer::Rsa)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The JWS signature of `message`: r || s for ES256 (RFC 7518 §3.4), RSASSA-PSS for PS256.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let rng = SystemRandom::new();
+        match self {
+            Signer::Ec(key) => key
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|e| e.to_string()),
+            Signer::Rsa(key) => {
+                let mut signature = vec![0; key.public_modulus_len()];
+                key.sign(&RSA_PSS_SHA256, &rng, message, &mut signature)
+                    .map_err(|e| e.to_string())?;
+                Ok(signature)
+            }
+        }
+    }
 }

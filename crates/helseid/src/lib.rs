@@ -105,7 +105,7 @@ struct Inner {
     clients: clients::ClientCache,
     nonces: Arc<Nonces>,
     /// Key of the subject pseudonyms: `sub` for a person is stable but is not their number.
-    subject_key: Vec<u8>,
+    subject_key: aws_lc_rs::hmac::Key,
 }
 
 impl HelseId {
@@ -113,7 +113,10 @@ impl HelseId {
     pub async fn start(store: Store, settings: Settings) -> Result<Self, Failure> {
         let keys = KeyRing::open(store.clone(), settings.access_token_seconds).await?;
         let nonces = Nonces::new(&secret(&store, "dpop-nonce").await?);
-        let subject_key = secret(&store, "subject").await?;
+        let subject_key = aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &secret(&store, "subject").await?,
+        );
         Ok(Self(Arc::new(Inner {
             endpoints: Endpoints::new(&settings.public_url),
             jtis: replay::JtiLog::start(store.clone()),

@@ -50,7 +50,9 @@ impl JtiLog {
             let (first, answer) = oneshot::channel();
             self.entries
                 .send(Entry {
-                    key,
+                    // 128 bits of SHA-256: short keys keep the index small; a collision would
+                    // need 2^64 identifiers.
+                    key: crate::jose::b64url(&openssl::sha::sha256(key.as_bytes())[..16]),
                     expires_at,
                     first,
                 })

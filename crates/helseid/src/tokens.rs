@@ -5,7 +5,6 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -106,10 +105,7 @@ pub struct Grant<'a> {
 impl HelseId {
     /// The stable pseudonym of a person: `sub`, which is not their national identity number.
     fn subject_of(&self, pid: &str) -> String {
-        let key = PKey::hmac(&self.0.subject_key).expect("an HMAC key from any bytes");
-        let mut signer = Signer::new(MessageDigest::sha256(), &key).expect("HMAC-SHA256");
-        signer.update(pid.as_bytes()).expect("HMAC update");
-        jose::b64url(&signer.sign_to_vec().expect("HMAC sign"))
+        jose::b64url(aws_lc_rs::hmac::sign(&self.0.subject_key, pid.as_bytes()).as_ref())
     }
 
     pub(crate) async fn issue(&self, grant: Grant<'_>) -> Result<TokenResponse, OAuthError> {

@@ -10,6 +10,9 @@ mod telemetry;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use helsenett_core::config::{Config, LogFormat};
 
 #[derive(Parser)]

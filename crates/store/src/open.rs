@@ -140,6 +140,9 @@ impl Store {
             })
             // Statement journals of multi-row inserts stay off the disk.
             .pragma("temp_store", "MEMORY")
+            // Pages are read from a shared mapping rather than copied into each connection's
+            // cache, which another connection's write would invalidate anyway.
+            .pragma("mmap_size", "1073741824")
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Cache in KiB: 64 MiB per serving connection; 256 MiB for the one loading

@@ -37,7 +37,8 @@ CREATE TABLE helseid_client (
 );
 
 -- Every JWT identifier seen (client assertions, DPoP proofs), until it could no longer be
--- accepted anyway. The primary key is the replay check.
+-- accepted anyway, as a short hash of who made it and its jti. The primary key is the replay
+-- check.
 CREATE TABLE helseid_jti (
     jti TEXT PRIMARY KEY,
     expires_at BIGINT NOT NULL
