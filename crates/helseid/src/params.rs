@@ -34,20 +34,16 @@ impl Params {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
-        let mut map = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {k:?} is given more than once"
-                )));
-            }
-        }
-        Ok(Self(map))
+        Self::decode(body)
     }
 
     pub fn from_query(query: Option<&str>) -> Result<Self, OAuthError> {
+        Self::decode(query.unwrap_or("").as_bytes())
+    }
+
+    fn decode(encoded: &[u8]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        for (k, v) in url::form_urlencoded::parse(encoded) {
             if map.insert(k.to_string(), v.into_owned()).is_some() {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {k:?} is given more than once"
