@@ -14,7 +14,7 @@ use std::{
     collections::BTreeMap,
     fs,
     io::{BufRead, BufReader, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -35,13 +35,13 @@ use crate::{
     jose::{self, Es256Key, PrivateJwk},
 };
 
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of a client assertion: HelseID accepts at most 60 s.
-const ASSERTION_SECONDS: u64 = 30;
+pub(crate) const ASSERTION_SECONDS: u64 = 30;
 /// A round's length, when the server's rate is known: inside the assertions' lifetime.
 const ROUND_SECONDS: f64 = 10.0;
 /// How many times one request is signed again for a new nonce before it counts as an error.
-const MAX_NONCE_RETRIES: u32 = 3;
+pub(crate) const MAX_NONCE_RETRIES: u32 = 3;
 /// Distinct error bodies kept for the report.
 const ERROR_SAMPLES: usize = 5;
 
@@ -95,10 +95,10 @@ struct ClientLine {
     private_jwk: PrivateJwk,
 }
 
-struct Client {
-    id: String,
-    kid: Option<String>,
-    key: Es256Key,
+pub(crate) struct Client {
+    pub(crate) id: String,
+    pub(crate) kid: Option<String>,
+    pub(crate) key: Es256Key,
 }
 
 /// What every worker needs to sign a request again.
@@ -143,19 +143,19 @@ struct ProofClaims<'a> {
 }
 
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: String,
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) token_type: String,
     #[allow(dead_code)] // Required in the response, not used.
     expires_in: u64,
 }
 
 #[derive(Deserialize)]
-struct ErrorResponse {
-    error: String,
+pub(crate) struct ErrorResponse {
+    pub(crate) error: String,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
@@ -263,17 +263,41 @@ fn check(reply: &Reply) -> Result<(), String> {
 }
 
 #[derive(Default)]
-struct Stats {
-    ok: u64,
-    errors: u64,
-    nonce_retries: u64,
+pub(crate) struct Stats {
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) nonce_retries: u64,
     /// Microseconds from first send to the token, for every token.
-    latencies: Vec<u32>,
-    samples: BTreeMap<String, u64>,
+    pub(crate) latencies: Vec<u32>,
+    pub(crate) samples: BTreeMap<String, u64>,
+}
+
+/// Rate and latency quantiles of a timed phase.
+pub(crate) struct Latency {
+    pub(crate) per_second: f64,
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
 }
 
 impl Stats {
-    fn error(&mut self, what: String) {
+    /// The rate over `seconds` and the latency quantiles in ms (sorts the latencies).
+    pub(crate) fn latency(&mut self, seconds: f64) -> Latency {
+        self.latencies.sort_unstable();
+        Latency {
+            per_second: self.ok as f64 / seconds,
+            p50: quantile_ms(&self.latencies, 0.50),
+            p90: quantile_ms(&self.latencies, 0.90),
+            p99: quantile_ms(&self.latencies, 0.99),
+            max: self
+                .latencies
+                .last()
+                .map_or(0.0, |&m| f64::from(m) / 1000.0),
+        }
+    }
+
+    pub(crate) fn error(&mut self, what: String) {
         self.errors += 1;
         if let Some(n) = self.samples.get_mut(&what) {
             *n += 1;
@@ -282,7 +306,7 @@ impl Stats {
         }
     }
 
-    fn merge(&mut self, other: Stats) {
+    pub(crate) fn merge(&mut self, other: Stats) {
         self.ok += other.ok;
         self.nonce_retries += other.nonce_retries;
         self.latencies.extend(other.latencies);
@@ -296,7 +320,7 @@ impl Stats {
 }
 
 /// CPU time (user and system) the processes have used so far, from /proc/PID/stat.
-fn cpu_seconds(pids: &[u32]) -> Result<f64> {
+pub(crate) fn cpu_seconds(pids: &[u32]) -> Result<f64> {
     /// USER_HZ, the unit of /proc's times: 100 on every Linux ABI.
     const TICKS_PER_SECOND: f64 = 100.0;
     let mut ticks = 0u64;
@@ -487,7 +511,7 @@ async fn discover(issuer: &str) -> Result<(String, String, Url)> {
     Ok((d.issuer, d.token_endpoint, url))
 }
 
-fn load_clients(path: &PathBuf, max: usize) -> Result<Vec<Client>> {
+pub(crate) fn load_clients(path: &Path, max: usize) -> Result<Vec<Client>> {
     let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut clients = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
@@ -513,7 +537,7 @@ fn load_clients(path: &PathBuf, max: usize) -> Result<Vec<Client>> {
 }
 
 /// The value at quantile `q` of sorted `values` (nearest rank), in milliseconds.
-fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
+pub(crate) fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -644,18 +668,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         remaining -= size;
     }
 
-    total.latencies.sort_unstable();
     let seconds = timed.as_secs_f64();
-    let tokens_per_second = total.ok as f64 / seconds;
-    let (p50, p90, p99) = (
-        quantile_ms(&total.latencies, 0.50),
-        quantile_ms(&total.latencies, 0.90),
-        quantile_ms(&total.latencies, 0.99),
-    );
-    let max = total
-        .latencies
-        .last()
-        .map_or(0.0, |&m| f64::from(m) / 1000.0);
+    let Latency {
+        per_second: tokens_per_second,
+        p50,
+        p90,
+        p99,
+        max,
+    } = total.latency(seconds);
     let reconnects: u64 = loader.connections.iter().map(|c| c.reconnects).sum();
 
     for (what, n) in &total.samples {
@@ -694,7 +714,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "server_cpu_ms_per_token": cpu_ms_per_token,
         "error_samples": total.samples.keys().collect::<Vec<_>>(),
     });
-    match &args.json {
+    emit_json(args.json.as_deref(), &result)?;
+    Ok(if total.errors > args.max_errors {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Appends the result line to `path`, or prints it when there is none.
+pub(crate) fn emit_json(path: Option<&Path>, result: &serde_json::Value) -> Result<()> {
+    match path {
         Some(path) => {
             let mut file = fs::OpenOptions::new()
                 .create(true)
@@ -705,11 +735,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         None => println!("{result}"),
     }
-    Ok(if total.errors > args.max_errors {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
 #[cfg(test)]

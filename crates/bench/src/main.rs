@@ -4,7 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator `helsenett` itself runs with, so that the guard measured in process allocates
+/// as it does in the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod helseid_tokens;
+mod helseid_verify;
 mod http;
 mod jose;
 
@@ -24,12 +30,17 @@ enum Command {
     /// Token issuance at an OAuth 2.0 authorization server: client_credentials with
     /// private_key_jwt client authentication and DPoP (with server nonces).
     HelseidTokens(helseid_tokens::Args),
+    /// Token verification at a resource server, in process: HelseID's guard checking an access
+    /// token and its DPoP proof as every API does (signature, claims, proof, replay log,
+    /// revocation).
+    HelseidVerify(helseid_verify::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::HelseidTokens(args) => helseid_tokens::run(args),
+        Command::HelseidVerify(args) => helseid_verify::run(args),
     };
     match result {
         Ok(code) => code,
