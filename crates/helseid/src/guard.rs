@@ -10,7 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use helsenett_core::{Fodselsnummer, HprNummer, Organisasjonsnummer, Problem};
-use helsenett_store::Store;
 use url::Url;
 
 use crate::{
@@ -18,7 +17,7 @@ use crate::{
     dpop::{self, Expected},
     jose,
     keys::KeyRing,
-    replay::{self, JtiLog},
+    replay::{JtiLog, Revocations},
     tokens::AccessTokenClaims,
 };
 
@@ -141,25 +140,25 @@ impl IntoResponse for Denied {
 pub struct Guard(Arc<Inner>);
 
 struct Inner {
-    store: Store,
     keys: Arc<KeyRing>,
     jtis: JtiLog,
+    revocations: Arc<Revocations>,
     issuer: String,
     public_url: Url,
 }
 
 impl Guard {
     pub(crate) fn new(
-        store: Store,
         keys: Arc<KeyRing>,
         jtis: JtiLog,
+        revocations: Arc<Revocations>,
         issuer: String,
         public_url: Url,
     ) -> Self {
         Self(Arc::new(Inner {
-            store,
             keys,
             jtis,
+            revocations,
             issuer,
             public_url,
         }))
@@ -252,7 +251,7 @@ impl Guard {
             }
             (None, Scheme::Bearer) => {}
         }
-        if replay::is_revoked(&self.0.store, &claims.jti).await? {
+        if self.0.revocations.is_revoked(&claims.jti).await? {
             return Err(Denied::token("the access token has been revoked"));
         }
         Ok(claims)

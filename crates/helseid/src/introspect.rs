@@ -72,7 +72,7 @@ impl HelseId {
         if claims.iss != self.issuer() || claims.exp <= crate::now() {
             return Ok(None);
         }
-        let revoked = crate::replay::is_revoked(self.store(), &claims.jti).await?;
+        let revoked = self.0.revocations.is_revoked(&claims.jti).await?;
         Ok((!revoked).then_some(claims))
     }
 }
@@ -124,7 +124,7 @@ pub async fn revoke(State(id): State<HelseId>, headers: HeaderMap, body: Bytes) 
                     "the token was issued to another client",
                 ));
             }
-            crate::replay::revoke(id.store(), &claims.jti, claims.exp).await?;
+            id.0.revocations.revoke(&claims.jti, claims.exp).await?;
         }
         Ok::<_, OAuthError>(())
     }

@@ -102,6 +102,7 @@ struct Inner {
     endpoints: Endpoints,
     keys: Arc<KeyRing>,
     jtis: replay::JtiLog,
+    revocations: Arc<replay::Revocations>,
     clients: clients::ClientCache,
     nonces: Arc<Nonces>,
     /// Key of the subject pseudonyms: `sub` for a person is stable but is not their number.
@@ -120,6 +121,7 @@ impl HelseId {
         Ok(Self(Arc::new(Inner {
             endpoints: Endpoints::new(&settings.public_url),
             jtis: replay::JtiLog::start(store.clone()),
+            revocations: Arc::new(replay::Revocations::new(store.clone())),
             clients: clients::ClientCache::new(store.clone()),
             keys: Arc::new(keys),
             nonces: Arc::new(nonces),
@@ -140,9 +142,9 @@ impl HelseId {
     /// The guard for this node's APIs: same keys, same replay log.
     pub fn guard(&self) -> Guard {
         Guard::new(
-            self.0.store.clone(),
             self.0.keys.clone(),
             self.0.jtis.clone(),
+            self.0.revocations.clone(),
             self.0.endpoints.issuer.clone(),
             self.0.settings.public_url.clone(),
         )

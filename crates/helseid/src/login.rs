@@ -224,7 +224,7 @@ impl HelseId {
         .await)?;
         if let Some((jti, expires_at)) = issued {
             tracing::warn!("an authorization code was used twice; its token is revoked");
-            crate::replay::revoke(&self.0.store, &jti, expires_at).await?;
+            self.0.revocations.revoke(&jti, expires_at).await?;
         }
         Ok(None)
     }

@@ -142,27 +142,99 @@ pub async fn sweep(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether the access token with `jti` has been revoked.
-pub async fn is_revoked(store: &Store, jti: &str) -> Result<bool, StoreError> {
-    let found = with_pool!(store, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT expires_at FROM helseid_revoked WHERE jti = $1",
-    )
-    .bind(jti)
-    .fetch_optional(pool)
-    .await)?;
-    Ok(found.is_some())
+/// Revoked tokens as a node knows them: every revocation in the database, read again once a
+/// second (rows revoked since the last read, with an overlap for transactions that commit late),
+/// and this node's own revocations at once. The guard asks on every request, so the answer comes
+/// from memory.
+pub struct Revocations {
+    store: Store,
+    known: std::sync::RwLock<Known>,
+    reading: tokio::sync::Mutex<()>,
 }
 
-/// Revokes the access token with `jti`, remembered until it would expire anyway.
-pub async fn revoke(store: &Store, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-    with_pool!(store, pool => sqlx::query(
-        "INSERT INTO helseid_revoked (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(jti)
-    .bind(expires_at)
-    .execute(pool)
-    .await
-    .map(drop))?;
-    metrics::counter!("helseid_tokens_revoked_total").increment(1);
-    Ok(())
+#[derive(Default)]
+struct Known {
+    /// jti → when the token expires.
+    jtis: std::collections::HashMap<String, i64>,
+    /// When the last read started (ms), and when it ended.
+    read_from_ms: i64,
+    read_at: Option<std::time::Instant>,
+}
+
+/// How stale a node's view of other nodes' revocations may be.
+pub const REVOCATION_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// Rows revoked this long before the last read are read again: a transaction may commit after
+/// a later one.
+const OVERLAP_MS: i64 = 10_000;
+
+impl Revocations {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            known: std::sync::RwLock::new(Known::default()),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let stale = {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            known
+                .read_at
+                .is_none_or(|t| t.elapsed() >= REVOCATION_REFRESH)
+        };
+        if stale && let Ok(_reading) = self.reading.try_lock() {
+            self.read().await?;
+        } else if stale {
+            // Another request is reading; wait for it rather than answer from nothing.
+            let _reading = self.reading.lock().await;
+        }
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        Ok(known.jtis.contains_key(jti))
+    }
+
+    async fn read(&self) -> Result<(), StoreError> {
+        let since = self
+            .known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .read_from_ms;
+        let started = helsenett_core::time::now_millis();
+        let rows = with_pool!(&self.store, pool => sqlx::query_as::<_, (String, i64)>(
+            "SELECT jti, expires_at FROM helseid_revoked WHERE revoked_at_ms >= $1",
+        )
+        .bind(since.saturating_sub(OVERLAP_MS))
+        .fetch_all(pool)
+        .await)?;
+        let now = crate::now();
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        known.jtis.retain(|_, expires_at| *expires_at >= now);
+        known
+            .jtis
+            .extend(rows.into_iter().filter(|(_, e)| *e >= now));
+        known.read_from_ms = started;
+        known.read_at = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Revokes the access token with `jti`, remembered until it would expire anyway.
+    pub async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        with_pool!(&self.store, pool => sqlx::query(
+            "INSERT INTO helseid_revoked (jti, expires_at, revoked_at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .bind(helsenett_core::time::now_millis())
+        .execute(pool)
+        .await
+        .map(drop))?;
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .jtis
+            .insert(jti.to_owned(), expires_at);
+        metrics::counter!("helseid_tokens_revoked_total").increment(1);
+        Ok(())
+    }
 }

@@ -1015,6 +1015,35 @@ async fn nodes_share_nonces_and_replay_log() {
             "an assertion spent at B is refused at A: {}",
             at_a.text
         );
+        // A token revoked at B is refused by A's guard within a second.
+        let token = a.token("nhn:msh/api").await;
+        let headers = a.api_headers(&token, "GET", API_URL);
+        guard_check(&a, &headers, "nhn:msh", "nhn:msh/api")
+            .await
+            .unwrap();
+        let revoked = send(
+            &b.router(),
+            form(
+                "/helseid/connect/revocation",
+                &[
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a.assertion()),
+                    ("token", &token),
+                ],
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let headers = a.api_headers(&token, "GET", API_URL);
+        let e = guard_check(&a, &headers, "nhn:msh", "nhn:msh/api")
+            .await
+            .unwrap_err();
+        assert!(e.description.contains("revoked"), "{}", e.description);
     })
     .await;
 }

@@ -64,10 +64,14 @@ CREATE TABLE helseid_code (
     expires_at BIGINT NOT NULL
 );
 
+-- Revoked access tokens until they expire. Nodes read the rows revoked since their last look
+-- (by `revoked_at_ms`) once a second.
 CREATE TABLE helseid_revoked (
     jti TEXT PRIMARY KEY,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    revoked_at_ms BIGINT NOT NULL
 );
 
 CREATE INDEX helseid_jti_by_expiry ON helseid_jti (expires_at);
+CREATE INDEX helseid_revoked_by_time ON helseid_revoked (revoked_at_ms);
 CREATE INDEX health_personnel_by_nin ON health_personnel (nin);
