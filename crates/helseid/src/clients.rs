@@ -16,6 +16,8 @@ use url::Url;
 use crate::catalogue;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// The longest client_id; longer claimed ids are refused before any look-up.
+pub const MAX_CLIENT_ID: usize = 200;
 pub const AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_TYPES: &[&str] = &[CLIENT_CREDENTIALS, AUTHORIZATION_CODE];
 
@@ -50,8 +52,26 @@ impl Client {
     /// Checks everything a client must be before it is stored.
     pub fn validate(&self) -> Result<(), ClientError> {
         let bad = |m: String| Err(ClientError::Metadata(m));
-        if self.client_id.is_empty() || self.client_id.len() > 200 {
-            return bad("client_id must be 1 to 200 characters".into());
+        if self.client_id.is_empty()
+            || self.client_id.len() > MAX_CLIENT_ID
+            || !self.client_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return bad(format!(
+                "client_id must be 1 to {MAX_CLIENT_ID} visible ASCII characters"
+            ));
+        }
+        let words = self
+            .grant_types
+            .iter()
+            .chain(&self.scopes)
+            .chain(&self.redirect_uris);
+        if let Some(w) = words
+            .clone()
+            .find(|w| w.is_empty() || w.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return bad(format!(
+                "{w:?}: grant types, scopes and redirect URIs are single words"
+            ));
         }
         if self.name.trim().is_empty() {
             return bad("client_name is required".into());
@@ -102,6 +122,23 @@ impl Client {
 
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
+    }
+
+    /// Whether `uri` is one of the client's redirect URIs: exactly, except that the port of a
+    /// loopback IP address may be any (RFC 8252 §7.3: native apps pick a free port).
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|registered| {
+            registered == uri
+                || (|| {
+                    let (mut a, mut b) = (Url::parse(registered).ok()?, Url::parse(uri).ok()?);
+                    let loopback = matches!(a.host_str(), Some("127.0.0.1" | "[::1]"));
+                    (loopback && a.scheme() == "http").then_some(())?;
+                    a.set_port(None).ok()?;
+                    b.set_port(None).ok()?;
+                    Some(a == b)
+                })()
+                .unwrap_or(false)
+        })
     }
 
     pub fn allows_scope(&self, scope: &str) -> bool {
@@ -269,7 +306,7 @@ pub async fn set_enabled(
 }
 
 /// How long a node trusts what it read about a client: disabling a client takes effect on every
-/// node within this time.
+/// node within this time. Only clients that exist are kept, so unknown ids cannot fill memory.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 /// Entries a node keeps before it starts over (more than a country's clients).
 const CACHE_CAPACITY: usize = 100_000;
@@ -281,8 +318,8 @@ pub struct ClientCache {
     entries: RwLock<HashMap<String, Cached>>,
 }
 
-/// When a client was read, and what was found (`None`: no such client).
-type Cached = (Instant, Option<Arc<Client>>);
+/// When a client was read, and the client.
+type Cached = (Instant, Arc<Client>);
 
 impl ClientCache {
     pub fn new(store: Store) -> Self {
@@ -298,15 +335,17 @@ impl ClientCache {
             if let Some((read_at, client)) = entries.get(client_id)
                 && read_at.elapsed() < CACHE_TTL
             {
-                return Ok(client.clone());
+                return Ok(Some(client.clone()));
             }
         }
-        let client = get(&self.store, client_id).await?.map(Arc::new);
+        let Some(client) = get(&self.store, client_id).await?.map(Arc::new) else {
+            return Ok(None);
+        };
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CACHE_CAPACITY {
-            entries.clear();
+            entries.retain(|_, (read_at, _)| read_at.elapsed() < CACHE_TTL);
         }
         entries.insert(client_id.to_owned(), (Instant::now(), client.clone()));
-        Ok(client)
+        Ok(Some(client))
     }
 }

@@ -14,8 +14,10 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
-    /// Sent as `DPoP-Nonce`: with `use_dpop_nonce`, and with any error after a stale nonce.
+    /// Sent as `DPoP-Nonce`, with `use_dpop_nonce`.
     pub dpop_nonce: Option<String>,
+    /// Sent as `WWW-Authenticate` (RFC 6750 §3), where a bearer token was refused.
+    pub challenge: Option<&'static str>,
 }
 
 macro_rules! errors {
@@ -27,6 +29,7 @@ macro_rules! errors {
                     code: $code,
                     description: description.into(),
                     dpop_nonce: None,
+                    challenge: None,
                 }
             })*
         }
@@ -56,6 +59,7 @@ impl OAuthError {
             description: "the DPoP proof must carry the server's nonce from the DPoP-Nonce header"
                 .into(),
             dpop_nonce: Some(nonce),
+            challenge: None,
         }
     }
 }
@@ -69,6 +73,9 @@ pub enum Failure {
     Crypto(String),
     #[error("HelseID replay log: {0}")]
     Replay(String),
+    /// Registering the synthetic country's clients.
+    #[error("synthetic HelseID clients: {0}")]
+    Synthetic(String),
 }
 
 impl From<sqlx::Error> for Failure {
@@ -102,6 +109,12 @@ impl IntoResponse for OAuthError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
             headers.insert("dpop-nonce", nonce);
+        }
+        if let Some(challenge) = self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }

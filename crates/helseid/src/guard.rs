@@ -21,6 +21,9 @@ use crate::{
     tokens::AccessTokenClaims,
 };
 
+/// The problem slug of a request without credentials; its challenge carries no error code.
+const NO_CREDENTIALS: &str = "missing_token";
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -120,11 +123,17 @@ impl IntoResponse for Denied {
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED || self.status == StatusCode::FORBIDDEN {
-            let challenge = format!(
-                "DPoP error=\"{}\", error_description=\"{}\", algs=\"ES256 ES384 PS256 PS384 PS512 RS256 RS384 RS512\"",
-                self.error,
-                self.description.replace(['"', '\\'], "'")
-            );
+            let algs = jose::algorithm_names(jose::CLIENT_ALGORITHMS).join(" ");
+            // A request without credentials gets no error code (RFC 6750 §3.1).
+            let challenge = if self.error == NO_CREDENTIALS {
+                format!("DPoP algs=\"{algs}\"")
+            } else {
+                format!(
+                    "DPoP error=\"{}\", error_description=\"{}\", algs=\"{algs}\"",
+                    self.error,
+                    self.description.replace(['"', '\\'], "'")
+                )
+            };
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 response
                     .headers_mut()
@@ -195,14 +204,7 @@ impl Guard {
     ) -> Result<AccessTokenClaims, Denied> {
         let (scheme, token) = authorization(headers)?;
         let jwt = jose::parse(token).map_err(|e| Denied::token(format!("the access token {e}")))?;
-        if jwt
-            .header
-            .typ
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-            != Some("at+jwt")
-        {
+        if !crate::tokens::is_access_token_type(jwt.header.typ.as_deref()) {
             return Err(Denied::token("the access token must have typ at+jwt"));
         }
         let kid = jwt.header.kid.as_deref().unwrap_or("");
@@ -274,11 +276,10 @@ impl Guard {
         let proof = value
             .to_str()
             .map_err(|_| Denied::proof("the DPoP header is not ASCII"))?;
-        let url = self
-            .0
-            .public_url
-            .join(uri.path())
-            .map_err(|_| Denied::proof("the request path is not a valid URL path"))?;
+        // The path as received, not resolved against the base: `//host/x` or `/a/../x` must not
+        // turn into another URL than the one the request was sent to.
+        let mut url = self.0.public_url.clone();
+        url.set_path(uri.path());
         let expected = Expected {
             method: method.as_str(),
             url: &url,
@@ -308,9 +309,12 @@ enum Scheme {
 
 fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), Denied> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(Denied::token(
-            "an access token from HelseID is required (Authorization: DPoP ...)",
-        ));
+        return Err(Denied {
+            status: StatusCode::UNAUTHORIZED,
+            error: NO_CREDENTIALS,
+            description: "an access token from HelseID is required (Authorization: DPoP ...)"
+                .into(),
+        });
     };
     let value = value
         .to_str()

@@ -57,6 +57,9 @@ impl HelseId {
         let Ok(jwt) = jose::parse(token) else {
             return Ok(None);
         };
+        if !crate::tokens::is_access_token_type(jwt.header.typ.as_deref()) {
+            return Ok(None);
+        }
         let Some(kid) = jwt.header.kid.as_deref() else {
             return Ok(None);
         };

@@ -82,6 +82,12 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
     if payload.is_empty() || signature.is_empty() {
         return Err(JwtError::Malformed);
     }
+    if raw.contains_key("crit") {
+        // No extension is understood here, so none may be critical (RFC 7515 §4.1.11).
+        return Err(JwtError::Header(
+            "crit names extensions this server does not understand".into(),
+        ));
+    }
     if let Some(jwk) = raw.get("jwk").and_then(Value::as_object)
         && ["d", "p", "q", "dp", "dq", "qi", "k"]
             .iter()

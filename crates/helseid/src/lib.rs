@@ -64,7 +64,6 @@ pub struct Endpoints {
     pub issuer: String,
     pub token: Url,
     pub authorize: Url,
-    pub login: Url,
     pub par: Url,
     pub userinfo: Url,
     pub introspection: Url,
@@ -80,7 +79,6 @@ impl Endpoints {
         Self {
             token: at("/connect/token"),
             authorize: at("/connect/authorize"),
-            login: at("/connect/login"),
             par: at("/connect/par"),
             userinfo: at("/connect/userinfo"),
             introspection: at("/connect/introspect"),

@@ -24,11 +24,13 @@ use crate::{
 };
 
 const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
-/// A pushed or pending authorization request lives this long (the login included).
+/// A pending authorization request lives this long (the login included).
 const REQUEST_SECONDS: i64 = 600;
 /// A pushed request must be used this soon.
 const PAR_SECONDS: i64 = 90;
 const CODE_SECONDS: i64 = 60;
+/// Longest `state`, `nonce` or `dpop_jkt`: they are stored with the request.
+const MAX_PARAMETER: usize = 512;
 
 /// A validated authorization request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,18 +76,35 @@ impl HelseId {
             Refusal::Page(status, message) => {
                 (status, Html(idp::error_page(&message))).into_response()
             }
-            Refusal::Redirect(target, error) => {
-                let mut url = Url::parse(&target.redirect_uri).expect("a registered redirect URI");
-                url.query_pairs_mut()
-                    .append_pair("error", error.code)
-                    .append_pair("error_description", &error.description)
-                    .append_pair("iss", self.issuer());
-                if let Some(state) = &target.state {
-                    url.query_pairs_mut().append_pair("state", state);
-                }
-                Redirect::to(url.as_str()).into_response()
-            }
+            Refusal::Redirect(target, error) => self.back_to_client(
+                &target.redirect_uri,
+                target.state.as_deref(),
+                &[
+                    ("error", error.code),
+                    ("error_description", &error.description),
+                ],
+            ),
         }
+    }
+
+    /// Sends the browser back to the client with `pairs`, `iss` (RFC 9207) and `state`.
+    fn back_to_client(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> Response {
+        let Ok(mut url) = Url::parse(redirect_uri) else {
+            let message = "the client's registered redirect URI is not a URL";
+            return (StatusCode::BAD_REQUEST, Html(idp::error_page(message))).into_response();
+        };
+        url.query_pairs_mut()
+            .extend_pairs(pairs)
+            .append_pair("iss", self.issuer());
+        if let Some(state) = state {
+            url.query_pairs_mut().append_pair("state", state);
+        }
+        Redirect::to(url.as_str()).into_response()
     }
 
     /// Checks an authorization request's parameters against its client.
@@ -103,7 +122,7 @@ impl HelseId {
                 ))
             })?;
         let redirect_uri = match params.get("redirect_uri") {
-            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
+            Some(uri) if client.allows_redirect(uri) => uri.to_owned(),
             Some(uri) => {
                 return Err(page(format!(
                     "redirect_uri {uri:?} is not registered for client {client_id:?}"
@@ -152,6 +171,13 @@ impl HelseId {
                 "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
             )));
         }
+        for name in ["state", "nonce", "dpop_jkt"] {
+            if params.get(name).is_some_and(|v| v.len() > MAX_PARAMETER) {
+                return Err(refuse(OAuthError::invalid_request(format!(
+                    "{name} is longer than {MAX_PARAMETER} characters"
+                ))));
+            }
+        }
         let scopes = params.scopes();
         check_scopes(&client, &scopes, true).map_err(refuse)?;
         Ok(AuthRequest {
@@ -165,6 +191,26 @@ impl HelseId {
         })
     }
 
+    /// The pushed request named by `request_uri`, used up (RFC 9126 §4: one-time use).
+    async fn pushed_request(
+        &self,
+        request_uri: &str,
+        client_id: Option<&str>,
+    ) -> Result<AuthRequest, Refusal> {
+        let pushed = match request_uri.strip_prefix(REQUEST_URI_PREFIX) {
+            Some(key) => self.load_request(key, true).await?,
+            None => None,
+        };
+        pushed
+            .filter(|request| Some(request.client_id.as_str()) == client_id)
+            .ok_or_else(|| {
+                Refusal::Page(
+                    StatusCode::BAD_REQUEST,
+                    "request_uri is unknown, expired, used, or belongs to another client_id".into(),
+                )
+            })
+    }
+
     async fn save_request(
         &self,
         request: &AuthRequest,
@@ -172,10 +218,9 @@ impl HelseId {
     ) -> Result<String, StoreError> {
         let id = jose::random_token(24);
         with_pool!(&self.0.store, pool => sqlx::query(
-            "INSERT INTO helseid_auth_request (id, client_id, request, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO helseid_auth_request (id, request, expires_at) VALUES ($1, $2, $3)",
         )
         .bind(&id)
-        .bind(&request.client_id)
         .bind(serde_json::to_string(request).expect("a request serialises"))
         .bind(crate::now() + lifetime)
         .execute(pool)
@@ -200,21 +245,29 @@ impl HelseId {
             .and_then(|(json, _)| serde_json::from_str(&json).ok()))
     }
 
-    /// Spends a code. A code used before gets `None`, and the token its first use got is
-    /// revoked: someone else has the code.
-    pub(crate) async fn take_code(&self, code: &str) -> Result<Option<CodeGrant>, StoreError> {
+    /// Spends a code for the token `jti`. A code used before gets `None`, and the token its
+    /// first use got is revoked: someone else has the code.
+    pub(crate) async fn take_code(
+        &self,
+        code: &str,
+        jti: &str,
+    ) -> Result<Option<CodeGrant>, StoreError> {
         let hash = jose::sha256_b64url(code.as_bytes());
         let row = with_pool!(&self.0.store, pool => sqlx::query_as::<_, (String, i64)>(
-            "UPDATE helseid_code SET used = TRUE WHERE code_hash = $1 AND NOT used
+            "UPDATE helseid_code SET used = TRUE, token_jti = $2 WHERE code_hash = $1 AND NOT used
              RETURNING grant_json, valid_until",
         )
         .bind(&hash)
+        .bind(jti)
         .fetch_optional(pool)
         .await)?;
         if let Some((json, valid_until)) = row {
-            return Ok((valid_until >= crate::now())
-                .then(|| serde_json::from_str(&json).ok())
-                .flatten());
+            if valid_until < crate::now() {
+                return Ok(None);
+            }
+            return serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("an authorization code's grant: {e}")));
         }
         let issued = with_pool!(&self.0.store, pool => sqlx::query_as::<_, (String, i64)>(
             "SELECT token_jti, expires_at FROM helseid_code WHERE code_hash = $1 AND token_jti IS NOT NULL",
@@ -227,19 +280,6 @@ impl HelseId {
             self.0.revocations.revoke(&jti, expires_at).await?;
         }
         Ok(None)
-    }
-
-    /// Remembers which token a code got, for [`Self::take_code`] to revoke on reuse.
-    pub(crate) async fn record_code_token(&self, code: &str, jti: &str) -> Result<(), StoreError> {
-        with_pool!(&self.0.store, pool => sqlx::query(
-            "UPDATE helseid_code SET token_jti = $2 WHERE code_hash = $1",
-        )
-        .bind(jose::sha256_b64url(code.as_bytes()))
-        .bind(jti)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
     }
 
     async fn save_code(&self, grant: &CodeGrant) -> Result<String, StoreError> {
@@ -271,36 +311,18 @@ pub async fn authorize(State(id): State<HelseId>, RawQuery(query): RawQuery) -> 
         Ok(p) => p,
         Err(e) => return (e.status, Html(idp::error_page(&e.description))).into_response(),
     };
-    let pending = match params.get("request_uri") {
-        Some(uri) => {
-            let pushed = match uri.strip_prefix(REQUEST_URI_PREFIX) {
-                Some(key) => id
-                    .load_request(key, false)
-                    .await
-                    .map(|r| r.map(|r| (key.to_owned(), r))),
-                None => Ok(None),
-            };
-            match pushed {
-                Ok(Some((key, request)))
-                    if Some(request.client_id.as_str()) == params.get("client_id") =>
-                {
-                    Ok((key, request))
-                }
-                Ok(_) => Err(Refusal::Page(
-                    StatusCode::BAD_REQUEST,
-                    "request_uri is unknown, expired, used, or belongs to another client_id".into(),
-                )),
-                Err(e) => Err(e.into()),
-            }
-        }
-        None => match id.validate_request(&params).await {
-            Ok(request) => id
-                .save_request(&request, REQUEST_SECONDS)
-                .await
-                .map(|key| (key, request))
-                .map_err(Refusal::from),
-            Err(refusal) => Err(refusal),
-        },
+    let request = match params.get("request_uri") {
+        Some(uri) => id.pushed_request(uri, params.get("client_id")).await,
+        None => id.validate_request(&params).await,
+    };
+    // The login continues under a pending request of its own, with the whole login's lifetime.
+    let pending = match request {
+        Ok(request) => id
+            .save_request(&request, REQUEST_SECONDS)
+            .await
+            .map(|key| (key, request))
+            .map_err(Refusal::from),
+        Err(refusal) => Err(refusal),
     };
     match pending {
         Ok((key, request)) => match idp::login_page(id.store(), &key, &request).await {
@@ -325,6 +347,9 @@ pub async fn par(State(id): State<HelseId>, headers: HeaderMap, body: Bytes) -> 
         let mut request = match id.validate_request(&params).await {
             Ok(r) if r.client_id == client.client_id => r,
             Ok(_) => return Err(OAuthError::invalid_request("client_id differs from the authenticated client")),
+            Err(Refusal::Page(status, m)) if status.is_server_error() => {
+                return Err(OAuthError::temporarily_unavailable(m));
+            }
             Err(Refusal::Page(_, m)) => return Err(OAuthError::invalid_request(m)),
             Err(Refusal::Redirect(_, e)) => return Err(e),
         };
@@ -387,16 +412,11 @@ pub async fn login(State(id): State<HelseId>, headers: HeaderMap, body: Bytes) -
     }
     .await;
     match result {
-        Ok(Ok((request, code))) => {
-            let mut url = Url::parse(&request.redirect_uri).expect("a registered redirect URI");
-            url.query_pairs_mut()
-                .append_pair("code", &code)
-                .append_pair("iss", id.issuer());
-            if let Some(state) = &request.state {
-                url.query_pairs_mut().append_pair("state", state);
-            }
-            Redirect::to(url.as_str()).into_response()
-        }
+        Ok(Ok((request, code))) => id.back_to_client(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &[("code", &code)],
+        ),
         Ok(Err(message)) => {
             (StatusCode::BAD_REQUEST, Html(idp::error_page(message))).into_response()
         }

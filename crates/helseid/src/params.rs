@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     HelseId, OAuthError,
-    clients::Client,
+    clients::{self, Client},
     dpop::{CLOCK_SKEW_SECONDS, Proof},
     jose::{self, Audience},
 };
@@ -131,6 +131,9 @@ impl HelseId {
         let Some(client_id) = peek.iss.filter(|i| !i.is_empty()) else {
             return refuse("the client assertion has no iss (the client_id)".into());
         };
+        if client_id.len() > clients::MAX_CLIENT_ID {
+            return refuse("the client assertion's iss is longer than any client_id".into());
+        }
         if let Some(named) = params.get("client_id")
             && named != client_id
         {
@@ -163,14 +166,16 @@ impl HelseId {
             return refuse("the client assertion's sub must equal its iss (the client_id)".into());
         }
         let issuer = self.issuer();
-        let aud_ok = claims.aud.as_ref().is_some_and(|aud| {
-            aud.contains(issuer)
-                || aud.contains(self.0.endpoints.token.as_str())
-                || aud.contains(endpoint.as_str())
-        });
+        // One audience, and it must be this server: an assertion that also names another server
+        // could be replayed there (the audience-injection findings behind RFC 7523bis).
+        let ours = [issuer, self.0.endpoints.token.as_str(), endpoint.as_str()];
+        let aud_ok = match claims.aud.as_ref().map(Audience::as_slice) {
+            Some([aud]) => ours.contains(&aud.as_str()),
+            _ => false,
+        };
         if !aud_ok {
             return refuse(format!(
-                "the client assertion's aud must be the issuer {issuer:?} or the endpoint URL"
+                "the client assertion's aud must be one value: the issuer {issuer:?} or the endpoint URL"
             ));
         }
         let Some(exp) = claims.exp else {

@@ -20,10 +20,10 @@ use crate::{
     jose,
 };
 
+/// RFC 7591 client metadata; fields HelseID does not use are ignored (§2).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Metadata {
-    client_name: String,
+    client_name: Option<String>,
     jwks: Option<serde_json::Value>,
     jwks_uri: Option<String>,
     #[serde(default)]
@@ -84,9 +84,12 @@ impl HelseId {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !(presented.len() == admin.len() && memcmp::eq(presented.as_bytes(), admin.as_bytes())) {
-            return Err(OAuthError::invalid_token(
-                "client registration needs the admin token (Authorization: Bearer ...)",
-            ));
+            return Err(OAuthError {
+                challenge: Some("Bearer error=\"invalid_token\""),
+                ..OAuthError::invalid_token(
+                    "client registration needs the admin token (Authorization: Bearer ...)",
+                )
+            });
         }
         let metadata: Metadata = serde_json::from_slice(body).map_err(|e| {
             OAuthError::invalid_client_metadata(format!(
@@ -148,7 +151,7 @@ fn client_from(m: Metadata, now: i64) -> Result<Client, OAuthError> {
     };
     let client = Client {
         client_id: jose::random_token(16),
-        name: m.client_name,
+        name: m.client_name.unwrap_or_else(|| "unnamed client".into()),
         jwks,
         grant_types: m
             .grant_types

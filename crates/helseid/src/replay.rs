@@ -75,7 +75,21 @@ impl JtiLog {
 
 async fn write(store: Store, mut incoming: mpsc::Receiver<Entry>) {
     let mut since_sweep = 0;
-    while let Some(entry) = incoming.recv().await {
+    // A quiet node sweeps too: pending logins and codes expire whether or not tokens are issued.
+    let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        let entry = tokio::select! {
+            entry = incoming.recv() => match entry {
+                Some(entry) => entry,
+                None => break,
+            },
+            _ = every_minute.tick() => {
+                if let Err(e) = sweep(&store).await {
+                    tracing::warn!(error = %e, "expired HelseID rows were not swept");
+                }
+                continue;
+            }
+        };
         let mut batch = vec![entry];
         while batch.len() < MAX_BATCH {
             match incoming.try_recv() {
@@ -127,9 +141,13 @@ async fn insert(store: &Store, batch: &[Entry]) -> Result<HashSet<String>, Store
     Ok(inserted.into_iter().collect())
 }
 
+/// Rows are kept this long past their expiry, so that a node whose clock runs behind the
+/// sweeping node's still finds them.
+const SWEEP_MARGIN_SECONDS: i64 = 300;
+
 /// Deletes everything HelseID keeps only for a while and that has expired.
 pub async fn sweep(store: &Store) -> Result<(), StoreError> {
-    let now = crate::now();
+    let now = crate::now() - SWEEP_MARGIN_SECONDS;
     for table in [
         "helseid_jti",
         "helseid_auth_request",
@@ -142,10 +160,10 @@ pub async fn sweep(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Revoked tokens as a node knows them: every revocation in the database, read again once a
-/// second (rows revoked since the last read, with an overlap for transactions that commit late),
-/// and this node's own revocations at once. The guard asks on every request, so the answer comes
-/// from memory.
+/// Revoked tokens as a node knows them: every unexpired revocation in the database, read again
+/// once a second, and this node's own revocations at once. The guard asks on every request, so
+/// the answer comes from memory. Revocations are few (tokens live minutes), so each read takes
+/// them all, and no node's clock decides what another node sees.
 pub struct Revocations {
     store: Store,
     known: std::sync::RwLock<Known>,
@@ -156,16 +174,11 @@ pub struct Revocations {
 struct Known {
     /// jti → when the token expires.
     jtis: std::collections::HashMap<String, i64>,
-    /// When the last read started (ms), and when it ended.
-    read_from_ms: i64,
     read_at: Option<std::time::Instant>,
 }
 
 /// How stale a node's view of other nodes' revocations may be.
 pub const REVOCATION_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-/// Rows revoked this long before the last read are read again: a transaction may commit after
-/// a later one.
-const OVERLAP_MS: i64 = 10_000;
 
 impl Revocations {
     pub fn new(store: Store) -> Self {
@@ -177,42 +190,34 @@ impl Revocations {
     }
 
     pub async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let stale = {
-            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-            known
-                .read_at
-                .is_none_or(|t| t.elapsed() >= REVOCATION_REFRESH)
-        };
-        if stale && let Ok(_reading) = self.reading.try_lock() {
-            self.read().await?;
-        } else if stale {
-            // Another request is reading; wait for it rather than answer from nothing.
+        if self.is_stale() {
             let _reading = self.reading.lock().await;
+            // Whoever held the lock may have read them meanwhile.
+            if self.is_stale() {
+                self.read().await?;
+            }
         }
         let known = self.known.read().unwrap_or_else(|e| e.into_inner());
         Ok(known.jtis.contains_key(jti))
     }
 
+    fn is_stale(&self) -> bool {
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        known
+            .read_at
+            .is_none_or(|t| t.elapsed() >= REVOCATION_REFRESH)
+    }
+
     async fn read(&self) -> Result<(), StoreError> {
-        let since = self
-            .known
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .read_from_ms;
-        let started = helsenett_core::time::now_millis();
+        let now = crate::now();
         let rows = with_pool!(&self.store, pool => sqlx::query_as::<_, (String, i64)>(
-            "SELECT jti, expires_at FROM helseid_revoked WHERE revoked_at_ms >= $1",
+            "SELECT jti, expires_at FROM helseid_revoked WHERE expires_at >= $1",
         )
-        .bind(since.saturating_sub(OVERLAP_MS))
+        .bind(now)
         .fetch_all(pool)
         .await)?;
-        let now = crate::now();
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        known.jtis.retain(|_, expires_at| *expires_at >= now);
-        known
-            .jtis
-            .extend(rows.into_iter().filter(|(_, e)| *e >= now));
-        known.read_from_ms = started;
+        known.jtis = rows.into_iter().collect();
         known.read_at = Some(std::time::Instant::now());
         Ok(())
     }
@@ -220,12 +225,11 @@ impl Revocations {
     /// Revokes the access token with `jti`, remembered until it would expire anyway.
     pub async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         with_pool!(&self.store, pool => sqlx::query(
-            "INSERT INTO helseid_revoked (jti, expires_at, revoked_at_ms) VALUES ($1, $2, $3)
+            "INSERT INTO helseid_revoked (jti, expires_at) VALUES ($1, $2)
              ON CONFLICT (jti) DO NOTHING",
         )
         .bind(jti)
         .bind(expires_at)
-        .bind(helsenett_core::time::now_millis())
         .execute(pool)
         .await
         .map(drop))?;

@@ -53,7 +53,7 @@ pub async fn register_member_clients(
     let mut lines = String::new();
     for (orgnr, name) in organisations {
         let orgnr = Organisasjonsnummer::parse(&orgnr)
-            .map_err(|e| Failure::Crypto(format!("organisation {orgnr}: {e}")))?;
+            .map_err(|e| Failure::Synthetic(format!("organisation {orgnr}: {e}")))?;
         let (private, public) = derive_key(&mut rng)?;
         let client_id = format!("synthetic-{orgnr}");
         lines.push_str(
@@ -82,12 +82,12 @@ pub async fn register_member_clients(
         });
     }
     if !clients::insert(store, &registered).await? {
-        return Err(Failure::Crypto(
+        return Err(Failure::Synthetic(
             "the synthetic clients are registered already".into(),
         ));
     }
     write_private(out, lines.as_bytes())
-        .map_err(|e| Failure::Crypto(format!("cannot write {}: {e}", out.display())))?;
+        .map_err(|e| Failure::Synthetic(format!("cannot write {}: {e}", out.display())))?;
     Ok(registered.len())
 }
 
@@ -132,6 +132,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
+    // An existing file keeps its mode on open; it is about to hold private keys.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(bytes)?;
     file.sync_all()
 }

@@ -41,7 +41,7 @@ impl HelseId {
         }
         let endpoint = self.0.endpoints.token.clone();
         // The proof (and its nonce) is checked before the client assertion is spent, so that a
-        // client told to use a nonce can retry with the same assertion's successor at no cost.
+        // client told to use a nonce can retry with the very same assertion.
         let proof = self.dpop_proof(headers, "POST", &endpoint, None)?;
         let client = self
             .authenticate(&params, headers, &endpoint, proof.as_ref())
@@ -63,22 +63,25 @@ impl HelseId {
                     user: None,
                     jkt,
                     nonce: None,
+                    jti: jose::random_token(16),
                 })
                 .await;
         }
-        let grant = self.redeem_code(&params, &client, jkt.as_deref()).await?;
-        let issued = self
-            .issue(Grant {
-                client: &client,
-                scopes: &grant.request.scopes,
-                user: Some(grant.user),
-                jkt,
-                nonce: grant.request.nonce,
-            })
+        // The token's id is fixed before the code is spent, and stored with it in the same
+        // statement, so that a second use always finds the token to revoke.
+        let jti = jose::random_token(16);
+        let grant = self
+            .redeem_code(&params, &client, jkt.as_deref(), &jti)
             .await?;
-        self.record_code_token(params.require("code")?, &issued.jti)
-            .await?;
-        Ok(issued)
+        self.issue(Grant {
+            client: &client,
+            scopes: &grant.request.scopes,
+            user: Some(grant.user),
+            jkt,
+            nonce: grant.request.nonce,
+            jti,
+        })
+        .await
     }
 
     /// Verifies the request's DPoP proof, if any, without recording it.
@@ -123,6 +126,7 @@ impl HelseId {
         params: &Params,
         client: &Client,
         jkt: Option<&str>,
+        jti: &str,
     ) -> Result<CodeGrant, OAuthError> {
         let code = params.require("code")?;
         let redirect_uri = params.require("redirect_uri")?;
@@ -137,7 +141,7 @@ impl HelseId {
             ));
         }
         let grant = self
-            .take_code(code)
+            .take_code(code, jti)
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("the code is unknown, used or expired"))?;
         if grant.request.client_id != client.client_id {

@@ -13,6 +13,14 @@ use crate::{
     jose::{self, Audience},
 };
 
+/// Whether a JWT `typ` names an access token (RFC 9068 §4: `at+jwt`, or the full media type).
+pub fn is_access_token_type(typ: Option<&str>) -> bool {
+    typ.is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t == "at+jwt" || t == "application/at+jwt"
+    })
+}
+
 /// Claims of an access token. The guard reads the same struct.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
@@ -73,9 +81,6 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip)]
     pub dpop_nonce: String,
-    /// The access token's `jti`.
-    #[serde(skip)]
-    pub jti: String,
 }
 
 impl IntoResponse for TokenResponse {
@@ -100,6 +105,8 @@ pub struct Grant<'a> {
     pub jkt: Option<String>,
     /// The `nonce` of an authorization request, echoed in the ID token.
     pub nonce: Option<String>,
+    /// The access token's `jti`.
+    pub jti: String,
 }
 
 impl HelseId {
@@ -128,7 +135,6 @@ impl HelseId {
         } else {
             "Bearer"
         };
-        let jti = jose::random_token(16);
         let claims = AccessTokenClaims {
             iss: issuer.clone(),
             sub: sub.clone(),
@@ -136,7 +142,7 @@ impl HelseId {
             exp: now + lifetime,
             iat: now,
             nbf: now,
-            jti: jti.clone(),
+            jti: grant.jti.clone(),
             client_id: grant.client.client_id.clone(),
             scope: scope.clone(),
             cnf: grant.jkt.clone().map(|jkt| Confirmation { jkt }),
@@ -162,7 +168,6 @@ impl HelseId {
             scope,
             id_token,
             dpop_nonce: self.0.nonces.issue(now),
-            jti,
         })
     }
 

@@ -1203,3 +1203,103 @@ async fn a_client_sees_and_revokes_only_its_own_tokens() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn review_findings_stay_fixed() {
+    each_backend(|db| async move {
+        let net = net(db.store.clone()).await;
+        let nonce = net.nonce().await;
+        // An assertion for two audiences, an unknown critical extension, an iss nobody has.
+        let mut two = assertion_claims("epj");
+        two["aud"] = json!([ISSUER, "https://other-as.test"]);
+        let mut crit = Header::new(Algorithm::ES256);
+        crit.kid = net.client.public.common.key_id.clone();
+        crit.crit = Some(vec!["urn:example:must-understand".into()]);
+        let long = "x".repeat(5000);
+        for (assertion, why) in [
+            (sign(&net.client, "JWT", false, &two), "one value"),
+            (
+                jsonwebtoken::encode(&crit, &assertion_claims("epj"), &net.client.encoding)
+                    .unwrap(),
+                "crit",
+            ),
+            (
+                sign(&net.client, "JWT", false, &assertion_claims(&long)),
+                "longer than any client_id",
+            ),
+        ] {
+            let a = net
+                .token_request(&assertion, "nhn:msh/api", Some(&nonce))
+                .await;
+            assert_eq!(a.body["error"], "invalid_client", "{why}: {}", a.text);
+            assert!(a.text.contains(why), "{why}: {}", a.text);
+        }
+        // A redirect URI with a space in it is two words, not one URI.
+        let mut spaced = system_client("spaced", &es256());
+        spaced.redirect_uris = vec!["https://client.test/cb y".into()];
+        assert!(spaced.validate().is_err());
+        // A loopback redirect URI matches on any port (RFC 8252 §7.3); other hosts do not.
+        let client = clients::get(&db.store, "epj").await.unwrap().unwrap();
+        assert!(client.allows_redirect("http://127.0.0.1:51234/callback"));
+        assert!(!client.allows_redirect("http://127.0.0.1:51234/other"));
+        assert!(!client.allows_redirect("http://evil.test:9999/callback"));
+        // An oversized state is refused back to the client, not stored.
+        let challenge = jose::sha256_b64url(b"verifier-verifier-verifier-verifier-verifier");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("client_id", "epj"),
+                ("redirect_uri", REDIRECT),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("state", &"s".repeat(600)),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .finish();
+        let a = send(
+            &net.app,
+            Request::get(format!("/helseid/connect/authorize?{query}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER);
+        assert!(
+            a.headers[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .contains("error=invalid_request")
+        );
+        // A path that looks like another host is not resolved into one.
+        let token = net.token("nhn:msh/api").await;
+        let headers = net.api_headers(&token, "GET", "https://evil.test/msh/Messages");
+        let e = net
+            .id
+            .guard()
+            .check(
+                &Method::GET,
+                &Uri::from_static("//evil.test/msh/Messages"),
+                &headers,
+                "nhn:msh",
+                "nhn:msh/api",
+            )
+            .await
+            .unwrap_err();
+        assert!(e.description.contains("htu"), "{}", e.description);
+        // No credentials: a challenge without an error code (RFC 6750 §3.1).
+        let response = axum::response::IntoResponse::into_response(
+            guard_check(&net, &HeaderMap::new(), "nhn:msh", "nhn:msh/api")
+                .await
+                .unwrap_err(),
+        );
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.starts_with("DPoP algs=") && !challenge.contains("error="),
+            "{challenge}"
+        );
+    })
+    .await;
+}

@@ -104,9 +104,13 @@ pub fn settings(config: &Config, bound: SocketAddr) -> anyhow::Result<Settings> 
         }
         None => Url::parse(&format!("http://{bound}")).expect("an address is a URL host"),
     };
+    let lifetime = config.helseid.access_token_seconds;
+    if !(1..=86_400).contains(&lifetime) {
+        bail!("helseid.access_token_seconds must be 1 to 86400, not {lifetime}");
+    }
     Ok(Settings {
         public_url,
-        access_token_seconds: config.helseid.access_token_seconds as i64,
+        access_token_seconds: lifetime as i64,
         admin_token: config.helseid.admin_token.clone(),
     })
 }

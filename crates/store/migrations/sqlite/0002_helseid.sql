@@ -14,7 +14,7 @@ CREATE TABLE helseid_signing_key (
     active_from BIGINT NOT NULL
 );
 
--- Server secrets (DPoP nonces, pairwise subjects), made once by whichever node needs one first.
+-- Server secrets (DPoP nonces, subject pseudonyms), made once by whichever node needs one first.
 CREATE TABLE helseid_secret (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -47,7 +47,6 @@ CREATE TABLE helseid_jti (
 -- Pushed (RFC 9126) and in-progress authorization requests.
 CREATE TABLE helseid_auth_request (
     id TEXT PRIMARY KEY,
-    client_id TEXT NOT NULL,
     request TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
@@ -64,14 +63,14 @@ CREATE TABLE helseid_code (
     expires_at BIGINT NOT NULL
 );
 
--- Revoked access tokens until they expire. Nodes read the rows revoked since their last look
--- (by `revoked_at_ms`) once a second.
+-- Revoked access tokens until they expire; every node reads them all once a second.
 CREATE TABLE helseid_revoked (
     jti TEXT PRIMARY KEY,
-    expires_at BIGINT NOT NULL,
-    revoked_at_ms BIGINT NOT NULL
+    expires_at BIGINT NOT NULL
 );
 
 CREATE INDEX helseid_jti_by_expiry ON helseid_jti (expires_at);
-CREATE INDEX helseid_revoked_by_time ON helseid_revoked (revoked_at_ms);
+CREATE INDEX helseid_revoked_by_expiry ON helseid_revoked (expires_at);
+CREATE INDEX helseid_code_by_expiry ON helseid_code (expires_at);
+CREATE INDEX helseid_auth_request_by_expiry ON helseid_auth_request (expires_at);
 CREATE INDEX health_personnel_by_nin ON health_personnel (nin);
