@@ -115,6 +115,11 @@ pub fn is_identity_scope(scope: &str) -> bool {
     IDENTITY_SCOPES.contains(&scope)
 }
 
+/// Whether HelseID knows `scope`: an API's or an identity scope.
+pub fn is_known(scope: &str) -> bool {
+    api_of(scope).is_some() || is_identity_scope(scope)
+}
+
 /// Every scope HelseID knows, for discovery.
 pub fn all_scopes() -> Vec<&'static str> {
     IDENTITY_SCOPES

@@ -102,11 +102,7 @@ impl Client {
                 "grant type {g:?} is not supported (client_credentials, authorization_code)"
             ));
         }
-        if let Some(s) = self
-            .scopes
-            .iter()
-            .find(|s| catalogue::api_of(s).is_none() && !catalogue::is_identity_scope(s))
-        {
+        if let Some(s) = self.scopes.iter().find(|s| !catalogue::is_known(s)) {
             return bad(format!("scope {s:?} is not known to HelseID"));
         }
         let interactive = self.grant_types.iter().any(|g| g == AUTHORIZATION_CODE);

@@ -193,8 +193,7 @@ pub(crate) fn check_scopes(
         return Err(OAuthError::invalid_scope("scope is required"));
     }
     for scope in scopes {
-        let known = catalogue::api_of(scope).is_some() || catalogue::is_identity_scope(scope);
-        if !known {
+        if !catalogue::is_known(scope) {
             return Err(OAuthError::invalid_scope(format!(
                 "scope {scope:?} is not known to HelseID"
             )));
