@@ -157,7 +157,10 @@ impl HelseId {
             )
             .route("/jwks", get(discovery::jwks))
             .route("/connect/token", post(token::token))
-            .route("/connect/authorize", get(login::authorize))
+            .route(
+                "/connect/authorize",
+                get(login::authorize).post(login::authorize_form),
+            )
             .route("/connect/login", post(login::login))
             .route("/connect/par", post(login::par))
             .route(

@@ -152,6 +152,16 @@ impl HelseId {
                 ..OAuthError::invalid_request("request objects are not supported; use PAR")
             }));
         }
+        // The test identity provider keeps no sessions: a sign-in always needs the person.
+        if params
+            .get("prompt")
+            .is_some_and(|p| p.split_whitespace().any(|p| p == "none"))
+        {
+            return Err(refuse(OAuthError {
+                code: "login_required",
+                ..OAuthError::invalid_request("prompt=none: no one is signed in")
+            }));
+        }
         let code_challenge = params.get("code_challenge").ok_or_else(|| {
             refuse(OAuthError::invalid_request(
                 "code_challenge is required (PKCE, RFC 7636)",
@@ -307,29 +317,47 @@ impl HelseId {
 /// GET /connect/authorize: validates the request (or loads a pushed one) and shows the test
 /// identity provider's login page.
 pub async fn authorize(State(id): State<HelseId>, RawQuery(query): RawQuery) -> Response {
-    let params = match Params::from_query(query.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return (e.status, Html(idp::error_page(&e.description))).into_response(),
-    };
-    let request = match params.get("request_uri") {
-        Some(uri) => id.pushed_request(uri, params.get("client_id")).await,
-        None => id.validate_request(&params).await,
-    };
-    // The login continues under a pending request of its own, with the whole login's lifetime.
-    let pending = match request {
-        Ok(request) => id
-            .save_request(&request, REQUEST_SECONDS)
-            .await
-            .map(|key| (key, request))
-            .map_err(Refusal::from),
-        Err(refusal) => Err(refusal),
-    };
-    match pending {
-        Ok((key, request)) => match idp::login_page(id.store(), &key, &request).await {
-            Ok(page) => Html(page).into_response(),
-            Err(e) => id.refusal_response(e.into()),
-        },
-        Err(refusal) => id.refusal_response(refusal),
+    match Params::from_query(query.as_deref()) {
+        Ok(params) => id.authorization_request(params).await,
+        Err(e) => (e.status, Html(idp::error_page(&e.description))).into_response(),
+    }
+}
+
+/// POST /connect/authorize: the same request as a form (OpenID Connect Core §3.1.2.1).
+pub async fn authorize_form(
+    State(id): State<HelseId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match Params::parse(&headers, &body) {
+        Ok(params) => id.authorization_request(params).await,
+        Err(e) => (e.status, Html(idp::error_page(&e.description))).into_response(),
+    }
+}
+
+impl HelseId {
+    /// Validates (or loads the pushed) request and shows the test identity provider's page.
+    async fn authorization_request(&self, params: Params) -> Response {
+        let request = match params.get("request_uri") {
+            Some(uri) => self.pushed_request(uri, params.get("client_id")).await,
+            None => self.validate_request(&params).await,
+        };
+        // The login continues under a pending request of its own, with the whole login's lifetime.
+        let pending = match request {
+            Ok(request) => self
+                .save_request(&request, REQUEST_SECONDS)
+                .await
+                .map(|key| (key, request))
+                .map_err(Refusal::from),
+            Err(refusal) => Err(refusal),
+        };
+        match pending {
+            Ok((key, request)) => match idp::login_page(self.store(), &key, &request).await {
+                Ok(page) => Html(page).into_response(),
+                Err(e) => self.refusal_response(e.into()),
+            },
+            Err(refusal) => self.refusal_response(refusal),
+        }
     }
 }
 

@@ -1270,6 +1270,28 @@ async fn review_findings_stay_fixed() {
                 .unwrap()
                 .contains("error=invalid_request")
         );
+        // The same request as a form post is a login page (OIDC Core §3.1.2.1); prompt=none
+        // has no session to use.
+        let fields = [
+            ("client_id", "epj"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s3"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        let a = send(&net.app, form("/helseid/connect/authorize", &fields, None)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert!(a.text.contains("name=\"request\""));
+        let mut silent = fields.to_vec();
+        silent.push(("prompt", "none"));
+        let a = send(&net.app, form("/helseid/connect/authorize", &silent, None)).await;
+        let location = a.headers[header::LOCATION].to_str().unwrap();
+        assert!(
+            location.contains("error=login_required") && location.contains("state=s3"),
+            "{location}"
+        );
         // A path that looks like another host is not resolved into one.
         let token = net.token("nhn:msh/api").await;
         let headers = net.api_headers(&token, "GET", "https://evil.test/msh/Messages");
