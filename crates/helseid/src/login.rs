@@ -370,7 +370,7 @@ pub async fn par(State(id): State<HelseId>, headers: HeaderMap, body: Bytes) -> 
             return Err(OAuthError::invalid_request("request_uri is not allowed in a pushed request"));
         }
         let endpoint = id.0.endpoints.par.clone();
-        let proof = id.dpop_proof(&headers, "POST", &endpoint, None)?;
+        let proof = id.dpop_proof(&headers, &endpoint)?;
         let client = id.authenticate(&params, &headers, &endpoint, proof.as_ref()).await?;
         let mut request = match id.validate_request(&params).await {
             Ok(r) if r.client_id == client.client_id => r,

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::{
     HelseId, OAuthError, catalogue,
-    clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client},
+    clients::{CLIENT_CREDENTIALS, Client, GRANT_TYPES},
     dpop::{self, Expected, Proof, ProofError},
     jose,
     login::CodeGrant,
@@ -34,7 +34,7 @@ impl HelseId {
     ) -> Result<crate::tokens::TokenResponse, OAuthError> {
         let params = Params::parse(headers, body)?;
         let grant_type = params.require("grant_type")?;
-        if ![CLIENT_CREDENTIALS, AUTHORIZATION_CODE].contains(&grant_type) {
+        if !GRANT_TYPES.contains(&grant_type) {
             return Err(OAuthError::unsupported_grant_type(format!(
                 "grant_type {grant_type:?} is not supported (client_credentials, authorization_code)"
             )));
@@ -42,7 +42,7 @@ impl HelseId {
         let endpoint = self.0.endpoints.token.clone();
         // The proof (and its nonce) is checked before the client assertion is spent, so that a
         // client told to use a nonce can retry with the very same assertion.
-        let proof = self.dpop_proof(headers, "POST", &endpoint, None)?;
+        let proof = self.dpop_proof(headers, &endpoint)?;
         let client = self
             .authenticate(&params, headers, &endpoint, proof.as_ref())
             .await?;
@@ -84,13 +84,12 @@ impl HelseId {
         .await
     }
 
-    /// Verifies the request's DPoP proof, if any, without recording it.
+    /// Verifies the DPoP proof of a POST to one of HelseID's endpoints, if it has one, without
+    /// recording it. The proof must carry a current nonce.
     pub(crate) fn dpop_proof(
         &self,
         headers: &HeaderMap,
-        method: &str,
         url: &Url,
-        access_token: Option<&str>,
     ) -> Result<Option<Proof>, OAuthError> {
         let mut values = headers.get_all("dpop").iter();
         let Some(value) = values.next() else {
@@ -106,9 +105,9 @@ impl HelseId {
             .to_str()
             .map_err(|_| OAuthError::invalid_dpop_proof("the DPoP header is not ASCII"))?;
         let expected = Expected {
-            method,
+            method: "POST",
             url,
-            access_token,
+            access_token: None,
             nonces: Some(&self.0.nonces),
             now,
         };
