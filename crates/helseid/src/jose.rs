@@ -146,6 +146,17 @@ fn decode_json<T: DeserializeOwned>(part: &str) -> Result<T, String> {
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
+/// The public JWK of a signing key, with its thumbprint as `kid` and `use: sig`.
+pub fn public_signing_jwk(
+    key: &jsonwebtoken::EncodingKey,
+    alg: Algorithm,
+) -> Result<Jwk, JwtError> {
+    let mut public = Jwk::from_encoding_key(key, alg).map_err(|e| JwtError::Key(e.to_string()))?;
+    public.common.key_id = Some(thumbprint(&public)?);
+    public.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    Ok(public)
+}
+
 /// The RFC 7638 SHA-256 thumbprint of a public key, as `cnf.jkt` carries it.
 pub fn thumbprint(jwk: &Jwk) -> Result<String, JwtError> {
     jwk.thumbprint(ThumbprintHash::SHA256)

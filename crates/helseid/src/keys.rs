@@ -138,12 +138,8 @@ impl KeyRing {
     pub async fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, Failure> {
         let set = self.fresh().await?;
         let now = crate::now();
-        let key = set
-            .keys
-            .iter()
-            .rev()
-            .find(|k| k.active_from <= now)
-            .or(set.keys.first())
+        let key = signing_index(set.keys.iter().map(|k| k.active_from), now)
+            .map(|i| &set.keys[i])
             .ok_or_else(|| Failure::Crypto("HelseID has no signing key".into()))?;
         let mut header = Header::new(key.alg);
         header.typ = Some(typ.to_owned());
@@ -211,11 +207,9 @@ pub async fn rotate(
     token_lifetime: i64,
 ) -> Result<String, Failure> {
     let (der, encoding) = generate(alg)?;
-    let mut public = Jwk::from_encoding_key(&encoding, alg.algorithm())
+    let public = jose::public_signing_jwk(&encoding, alg.algorithm())
         .map_err(|e| Failure::Crypto(format!("public JWK of a new key: {e}")))?;
-    let kid = jose::thumbprint(&public).map_err(|e| Failure::Crypto(e.to_string()))?;
-    public.common.key_id = Some(kid.clone());
-    public.common.public_key_use = Some(PublicKeyUse::Signature);
+    let kid = public.common.key_id.clone().unwrap_or_default();
     let now = crate::now();
     let public_json = serde_json::to_string(&public).expect("a JWK serialises");
     with_pool!(store, pool => sqlx::query(
@@ -252,11 +246,8 @@ pub async fn rotate(
 pub async fn list(store: &Store, token_lifetime: i64) -> Result<Vec<KeyInfo>, Failure> {
     let keys = published(store, token_lifetime).await?;
     let now = crate::now();
-    let signing = keys
-        .iter()
-        .rev()
-        .find(|k| k.active_from <= now)
-        .map(|k| k.kid.clone());
+    let signing =
+        signing_index(keys.iter().map(|k| k.active_from), now).map(|i| keys[i].kid.clone());
     Ok(keys
         .into_iter()
         .map(|k| KeyInfo {
@@ -283,6 +274,18 @@ async fn rows(store: &Store) -> Result<Vec<Row>, Failure> {
     )
     .fetch_all(pool)
     .await)?)
+}
+
+/// Which of keys ordered oldest first (by `active_from`) signs at `now`: the newest active one,
+/// or the oldest while none is active yet.
+fn signing_index<I>(mut active_from: I, now: i64) -> Option<usize>
+where
+    I: DoubleEndedIterator<Item = i64> + ExactSizeIterator,
+{
+    let any = active_from.len() > 0;
+    active_from
+        .rposition(|from| from <= now)
+        .or(any.then_some(0))
 }
 
 /// Keys that may still have valid tokens or sign now or later: every key whose successor took

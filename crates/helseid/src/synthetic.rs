@@ -7,7 +7,7 @@ use helsenett_core::Organisasjonsnummer;
 use helsenett_store::{Store, with_pool};
 use jsonwebtoken::{
     Algorithm, EncodingKey,
-    jwk::{Jwk, JwkSet, PublicKeyUse},
+    jwk::{Jwk, JwkSet},
 };
 use openssl::{
     bn::{BigNum, BigNumContext},
@@ -115,11 +115,8 @@ fn derive_key(rng: &mut ChaCha20Rng) -> Result<(serde_json::Value, Jwk), Failure
     let pkcs8 = PKey::from_ec_key(key)
         .and_then(|k| k.private_key_to_pkcs8())
         .map_err(fail)?;
-    let mut public = Jwk::from_encoding_key(&EncodingKey::from_ec_der(&pkcs8), Algorithm::ES256)
+    let public = jose::public_signing_jwk(&EncodingKey::from_ec_der(&pkcs8), Algorithm::ES256)
         .map_err(|e| Failure::Crypto(e.to_string()))?;
-    let kid = jose::thumbprint(&public).map_err(|e| Failure::Crypto(e.to_string()))?;
-    public.common.key_id = Some(kid);
-    public.common.public_key_use = Some(PublicKeyUse::Signature);
     let mut private = serde_json::to_value(&public).expect("a JWK serialises");
     private["d"] = jose::b64url(&scalar.to_vec_padded(32).map_err(fail)?).into();
     Ok((private, public))
