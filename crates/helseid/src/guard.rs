@@ -116,12 +116,7 @@ impl IntoResponse for Denied {
         metrics::counter!("helseid_guard_denied_total", "error" => self.error).increment(1);
         let problem = Problem::new(self.status.as_u16(), self.error, "Access denied")
             .with_detail(self.description.clone());
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, Problem::CONTENT_TYPE)],
-            serde_json::to_string(&problem).expect("a problem serialises"),
-        )
-            .into_response();
+        let mut response = problem.into_response();
         if self.status == StatusCode::UNAUTHORIZED || self.status == StatusCode::FORBIDDEN {
             let algs = jose::algorithm_names(jose::CLIENT_ALGORITHMS).join(" ");
             // A request without credentials gets no error code (RFC 6750 §3.1).

@@ -24,6 +24,8 @@ mod params;
 mod register;
 mod replay;
 pub mod synthetic;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod token;
 mod tokens;
 

@@ -3,6 +3,7 @@
 
 mod demo;
 mod helseid;
+mod register;
 mod server;
 mod synth;
 mod telemetry;
@@ -60,6 +61,9 @@ enum Command {
     /// HelseID: signing keys and clients.
     #[command(subcommand)]
     Helseid(helseid::Command),
+    /// The address register: search, show, export and import.
+    #[command(subcommand)]
+    Register(register::Command),
 }
 
 impl StoreArgs {
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Demo(args) => demo::run(args, config).await,
             Command::Helseid(command) => helseid::run(command, config).await,
+            Command::Register(command) => register::run(command, config).await,
         }
     })
 }

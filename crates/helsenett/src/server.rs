@@ -12,19 +12,24 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
 use helsenett_core::{Problem, config::Config};
 use helsenett_helseid::HelseId;
+use helsenett_register::Register;
 use helsenett_store::{Store, StoreTarget};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::telemetry;
+
+/// How often a node reads the register's event feed: changes made through another node are
+/// visible here within this.
+const REGISTER_FOLLOW: Duration = Duration::from_millis(500);
 
 /// 1 while the store answered its last check (at start and at every `/health`), else 0.
 const STORE_READY: &str = "helsenett_store_ready";
@@ -52,6 +57,10 @@ pub async fn run(
     let helseid = HelseId::start(store.clone(), crate::helseid::settings(&config, addr)?)
         .await
         .context("cannot start HelseID")?;
+    let register = Register::open(store.clone())
+        .await
+        .context("cannot load the address register")?;
+    let _follower = register.follow(REGISTER_FOLLOW);
     // Installed before the first request, so that every request is counted.
     telemetry::prometheus();
     metrics::gauge!(STORE_READY).set(1.0);
@@ -61,7 +70,7 @@ pub async fn run(
     }
     serve(
         listener,
-        router(store.clone(), &helseid, &config),
+        router(store.clone(), &helseid, &register, &config),
         shutdown_signal(),
         Duration::from_secs(config.shutdown_grace_seconds),
     )
@@ -100,12 +109,13 @@ async fn serve(
     }
 }
 
-pub fn router(store: Store, helseid: &HelseId, config: &Config) -> Router {
+pub fn router(store: Store, helseid: &HelseId, register: &Register, config: &Config) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(AppState { store })
         .merge(helseid.router())
+        .merge(register.router(helseid.guard(), helseid.issuer()))
         .fallback(not_found)
         // Innermost first: limits answer bare status codes, which the problem layer dresses,
         // and the metrics layer sees the final status.
@@ -159,20 +169,10 @@ async fn metrics() -> Response {
 }
 
 async fn not_found(request: Request) -> Response {
-    problem(
+    Problem::into_response(
         Problem::new(404, "not-found", "No such resource")
             .with_detail(format!("{} is not served here", request.uri().path())),
     )
-}
-
-pub fn problem(problem: Problem) -> Response {
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(&problem)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(Problem::CONTENT_TYPE),
-    );
-    response
 }
 
 /// Layers below the handlers (body limit, timeout) answer with bare status codes; this gives
@@ -187,17 +187,17 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
         return response;
     }
     match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => problem(Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::into_response(Problem::new(
             413,
             "request-too-large",
             "Request body too large",
         )),
-        StatusCode::REQUEST_TIMEOUT => problem(Problem::new(
+        StatusCode::REQUEST_TIMEOUT => Problem::into_response(Problem::new(
             408,
             "request-timeout",
             "Request took too long",
         )),
-        StatusCode::METHOD_NOT_ALLOWED => problem(Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED => Problem::into_response(Problem::new(
             405,
             "method-not-allowed",
             "Method not allowed for this resource",
@@ -262,7 +262,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let app = router(store.clone(), &helseid, &config);
+        let register = Register::open(store.clone()).await.unwrap();
+        let app = router(store.clone(), &helseid, &register, &config);
         let health = || Request::get("/health").body(Body::empty()).unwrap();
 
         let response = app.clone().oneshot(health()).await.unwrap();

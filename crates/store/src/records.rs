@@ -14,7 +14,7 @@ use crate::{Record, Store, StoreError, Value, with_pool};
 macro_rules! codes {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal,)+ }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
         pub enum $name { $($(#[$vdoc])* #[serde(rename = $code)] $variant,)+ }
 
         impl $name {
@@ -73,7 +73,7 @@ codes!(
 );
 
 codes!(
-    /// What a certificate's key is for (the address register keeps one of each per organisation).
+    /// What a certificate's key is for: each party has (or inherits) one current of each.
     CertificateUsage {
         Signing = "signing",
         Encryption = "encryption",
@@ -316,6 +316,8 @@ pub struct CommunicationParty {
     pub municipality: String,
     pub active: bool,
     pub valid_from: NaiveDate,
+    /// The last day the party may be addressed, when its end is known.
+    pub valid_to: Option<NaiveDate>,
 }
 
 impl Record for CommunicationParty {
@@ -330,6 +332,7 @@ impl Record for CommunicationParty {
         "municipality",
         "active",
         "valid_from",
+        "valid_to",
     ];
     fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
         push(Value::Int(self.her_id.get().into()));
@@ -341,24 +344,65 @@ impl Record for CommunicationParty {
         push(Value::Text(&self.municipality));
         push(Value::Bool(self.active));
         push(Value::Owned(self.valid_from.to_string()));
+        push(Value::OptOwned(self.valid_to.map(|d| d.to_string())));
     }
 }
 
-/// A message type and version that a party can receive (one line of its CPP).
+codes!(
+    /// The part a party plays in a process of its CPP.
+    ProcessRole {
+        Sender = "sender",
+        Receiver = "receiver",
+    }
+);
+
+/// One line of a party's collaboration protocol profile. Lists are space-separated; versions
+/// ascending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CppProcess {
     pub her_id: HerId,
-    pub message_type: &'static str,
-    pub version: &'static str,
+    pub message_type: String,
+    pub role: ProcessRole,
+    pub versions: String,
+    /// AppRec versions the party returns for what it receives.
+    pub receipts: String,
+    /// Message types the party answers this one with.
+    pub replies: String,
 }
 
 impl Record for CppProcess {
     const TABLE: &'static str = "cpp_process";
-    const COLUMNS: &'static [&'static str] = &["her_id", "message_type", "version"];
+    const COLUMNS: &'static [&'static str] = &[
+        "her_id",
+        "message_type",
+        "role",
+        "versions",
+        "receipts",
+        "replies",
+    ];
     fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
         push(Value::Int(self.her_id.get().into()));
-        push(Value::Text(self.message_type));
-        push(Value::Text(self.version));
+        push(Value::Text(&self.message_type));
+        push(Value::Text(self.role.as_str()));
+        push(Value::Text(&self.versions));
+        push(Value::Text(&self.receipts));
+        push(Value::Text(&self.replies));
+    }
+}
+
+/// A municipality a party serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyCoverage {
+    pub her_id: HerId,
+    pub municipality: String,
+}
+
+impl Record for PartyCoverage {
+    const TABLE: &'static str = "party_coverage";
+    const COLUMNS: &'static [&'static str] = &["her_id", "municipality"];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.her_id.get().into()));
+        push(Value::Text(&self.municipality));
     }
 }
 
@@ -395,39 +439,54 @@ impl Record for CertificateAuthority {
     }
 }
 
-/// An organisation's X.509 certificate (DER), as the address register serves it.
+/// A party's X.509 certificate (DER), as the address register serves it. Instants are
+/// milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
-    pub serial: String,
-    pub orgnr: Organisasjonsnummer,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint: String,
+    pub her_id: HerId,
     pub usage: CertificateUsage,
+    /// Hex, as issued.
+    pub serial: String,
+    pub issuer: String,
     pub subject: String,
     pub not_before: i64,
     pub not_after: i64,
     pub der: Vec<u8>,
+    pub added_at: i64,
+    pub revoked_at: Option<i64>,
     pub key_id: Option<i64>,
 }
 
 impl Record for Certificate {
     const TABLE: &'static str = "certificate";
     const COLUMNS: &'static [&'static str] = &[
-        "serial",
-        "orgnr",
+        "fingerprint",
+        "her_id",
         "usage",
+        "serial",
+        "issuer",
         "subject",
         "not_before",
         "not_after",
         "der",
+        "added_at",
+        "revoked_at",
         "key_id",
     ];
     fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
-        push(Value::Text(&self.serial));
-        push(Value::Owned(self.orgnr.to_string()));
+        push(Value::Text(&self.fingerprint));
+        push(Value::Int(self.her_id.get().into()));
         push(Value::Text(self.usage.as_str()));
+        push(Value::Text(&self.serial));
+        push(Value::Text(&self.issuer));
         push(Value::Text(&self.subject));
         push(Value::Int(self.not_before));
         push(Value::Int(self.not_after));
         push(Value::Bytes(&self.der));
+        push(Value::Int(self.added_at));
+        push(Value::OptInt(self.revoked_at));
         push(Value::OptInt(self.key_id));
     }
 }
@@ -524,7 +583,7 @@ impl Store {
         &self,
         her_id: HerId,
     ) -> Result<Option<CommunicationParty>, StoreError> {
-        let sql = "SELECT her_id, kind, name, orgnr, parent_her_id, hpr, municipality, active, valid_from \
+        let sql = "SELECT her_id, kind, name, orgnr, parent_her_id, hpr, municipality, active, valid_from, valid_to \
                    FROM communication_party WHERE her_id = $1";
         self.parties(sql, i64::from(her_id.get()))
             .await
@@ -538,7 +597,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<CommunicationParty>, StoreError> {
         let sql = format!(
-            "SELECT her_id, kind, name, orgnr, parent_her_id, hpr, municipality, active, valid_from \
+            "SELECT her_id, kind, name, orgnr, parent_her_id, hpr, municipality, active, valid_from, valid_to \
              FROM communication_party WHERE kind = '{}' ORDER BY her_id LIMIT $1",
             kind.as_str()
         );
@@ -556,12 +615,24 @@ impl Store {
             String,
             bool,
             String,
+            Option<String>,
         );
         let rows: Vec<Raw> =
             with_pool!(self, pool => sqlx::query_as(sql).bind(param).fetch_all(pool).await?);
         rows.into_iter()
             .map(
-                |(her_id, kind, name, orgnr, parent, hpr, municipality, active, valid_from)| {
+                |(
+                    her_id,
+                    kind,
+                    name,
+                    orgnr,
+                    parent,
+                    hpr,
+                    municipality,
+                    active,
+                    valid_from,
+                    valid_to,
+                )| {
                     Ok(CommunicationParty {
                         her_id: stored_number("communication_party.her_id", her_id, HerId::new)?,
                         kind: PartyKind::parse(&kind)?,
@@ -584,49 +655,10 @@ impl Store {
                         valid_from: valid_from
                             .parse()
                             .map_err(|e| corrupt("communication_party.valid_from", e))?,
-                    })
-                },
-            )
-            .collect()
-    }
-
-    /// The message types and versions a party can receive, sorted.
-    pub async fn cpp(&self, her_id: HerId) -> Result<Vec<(String, String)>, StoreError> {
-        let sql = "SELECT message_type, version FROM cpp_process WHERE her_id = $1 ORDER BY message_type, version";
-        Ok(
-            with_pool!(self, pool => sqlx::query_as(sql).bind(i64::from(her_id.get())).fetch_all(pool).await?),
-        )
-    }
-
-    /// An organisation's certificates, with their DER.
-    pub async fn certificates(
-        &self,
-        orgnr: Organisasjonsnummer,
-    ) -> Result<Vec<Certificate>, StoreError> {
-        type Raw = (
-            String,
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            Vec<u8>,
-            Option<i64>,
-        );
-        let sql = "SELECT serial, orgnr, usage, subject, not_before, not_after, der, key_id FROM certificate WHERE orgnr = $1 ORDER BY usage";
-        let rows: Vec<Raw> = with_pool!(self, pool => sqlx::query_as(sql).bind(orgnr.to_string()).fetch_all(pool).await?);
-        rows.into_iter()
-            .map(
-                |(serial, orgnr, usage, subject, not_before, not_after, der, key_id)| {
-                    Ok(Certificate {
-                        serial,
-                        orgnr: stored("certificate.orgnr", &orgnr, Organisasjonsnummer::parse)?,
-                        usage: CertificateUsage::parse(&usage)?,
-                        subject,
-                        not_before,
-                        not_after,
-                        der,
-                        key_id,
+                        valid_to: valid_to
+                            .map(|d| d.parse())
+                            .transpose()
+                            .map_err(|e| corrupt("communication_party.valid_to", e))?,
                     })
                 },
             )

@@ -7,8 +7,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use helsenett_core::HprNummer;
-use helsenett_store::records::{Address, Certificate, Organisation, Person, kind_code, sex_code};
+use helsenett_core::{HerId, HprNummer, Organisasjonsnummer};
+use helsenett_store::records::{
+    Address, Certificate, Organisation, PartyKind, Person, kind_code, sex_code,
+};
 use serde::Serialize;
 
 use crate::{SynthError, providers::Batch};
@@ -17,6 +19,8 @@ pub struct Exporter {
     dir: PathBuf,
     persons: BufWriter<File>,
     parties: BufWriter<File>,
+    /// Each organisation's own party, which holds its certificates.
+    own_party: HashMap<Organisasjonsnummer, HerId>,
 }
 
 #[derive(Serialize)]
@@ -33,13 +37,14 @@ struct PersonLine<'a> {
 struct PartyLine<'a> {
     #[serde(flatten)]
     party: &'a helsenett_store::records::CommunicationParty,
-    cpp: &'a [Capability],
+    cpp: &'a [Capability<'a>],
 }
 
 #[derive(Serialize, Clone)]
-struct Capability {
-    message_type: &'static str,
-    version: &'static str,
+struct Capability<'a> {
+    message_type: &'a str,
+    role: &'static str,
+    versions: &'a str,
 }
 
 #[derive(Serialize)]
@@ -59,7 +64,7 @@ struct CertificateLine<'a> {
     subject: &'a str,
     not_before: i64,
     not_after: i64,
-    sha256: String,
+    sha256: &'a str,
 }
 
 impl Exporter {
@@ -75,6 +80,7 @@ impl Exporter {
             dir: dir.to_owned(),
             persons: open("persons.jsonl")?,
             parties: open("communication_parties.jsonl")?,
+            own_party: HashMap::new(),
         })
     }
 
@@ -101,11 +107,15 @@ impl Exporter {
         let mut cpp: HashMap<_, Vec<Capability>> = HashMap::new();
         for p in &batch.cpp {
             cpp.entry(p.her_id).or_default().push(Capability {
-                message_type: p.message_type,
-                version: p.version,
+                message_type: &p.message_type,
+                role: p.role.as_str(),
+                versions: &p.versions,
             });
         }
         for party in &batch.parties {
+            if party.kind == PartyKind::Organisation {
+                self.own_party.insert(party.orgnr, party.her_id);
+            }
             let line = PartyLine {
                 party,
                 cpp: cpp.get(&party.her_id).map_or(&[], Vec::as_slice),
@@ -128,7 +138,7 @@ impl Exporter {
         let mut out = BufWriter::new(File::create(&path).map_err(fail)?);
         let mut by_org: HashMap<_, Vec<&Certificate>> = HashMap::new();
         for c in certificates {
-            by_org.entry(c.orgnr).or_default().push(c);
+            by_org.entry(c.her_id).or_default().push(c);
         }
         for org in organisations {
             let line = OrganisationLine {
@@ -137,8 +147,10 @@ impl Exporter {
                 kind: org.kind.as_str(),
                 parent_orgnr: org.parent.map(|p| p.to_string()),
                 address: &org.address,
-                certificates: by_org
+                certificates: self
+                    .own_party
                     .get(&org.orgnr)
+                    .and_then(|her_id| by_org.get(her_id))
                     .into_iter()
                     .flatten()
                     .map(|c| CertificateLine {
@@ -147,10 +159,7 @@ impl Exporter {
                         subject: &c.subject,
                         not_before: c.not_before,
                         not_after: c.not_after,
-                        sha256: openssl::sha::sha256(&c.der)
-                            .iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect(),
+                        sha256: &c.fingerprint,
                     })
                     .collect(),
             };

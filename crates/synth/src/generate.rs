@@ -3,22 +3,20 @@
 //! caller's task writes each municipality to the store as it arrives. Everything is written in
 //! one transaction, the `country` row last: a store holds a whole country or none of it.
 
-use std::{path::PathBuf, thread, time::Instant};
+use std::{collections::HashMap, path::PathBuf, thread, time::Instant};
 
 use chrono::NaiveDate;
-use helsenett_core::time::now_millis;
+use helsenett_core::{HerId, time::now_millis};
+use helsenett_register::certs;
 use helsenett_store::{
     Prepared, Store, StoreError, Writer,
     records::{
         Certificate, CertificateAuthority, CertificateUsage, CountryInfo, GpListMember,
-        Municipality, Organisation, Person, SyntheticKey,
+        Municipality, Organisation, PartyKind, Person, SyntheticKey,
     },
 };
 use indicatif::ProgressBar;
-use openssl::{
-    pkey::{PKey, Private},
-    x509::X509NameRef,
-};
+use openssl::pkey::{PKey, Private};
 use tokio::sync::mpsc;
 
 use crate::{
@@ -186,6 +184,7 @@ async fn write_batch(
     writer.insert_all(&batch.organisations).await?;
     writer.insert_all(&batch.parties).await?;
     writer.insert_all(&batch.cpp).await?;
+    writer.insert_all(&batch.coverage).await?;
     writer.insert_all(&batch.personnel).await?;
     writer.insert_all(&batch.gp_lists).await?;
     summary.organisations += batch.organisations.len();
@@ -299,7 +298,7 @@ fn make_country(
     } = options;
     let mut exporter = export.as_deref().map(Exporter::create).transpose()?;
     let key_pool = plan.key_pool;
-    let (to_certify, certify_rx) = std::sync::mpsc::channel::<Organisation>();
+    let (to_certify, certify_rx) = std::sync::mpsc::channel::<(Organisation, HerId)>();
     let pki = thread::Builder::new()
         .name("synth-pki".into())
         .spawn(move || certify(seed, as_of, key_pool, certify_rx))
@@ -313,10 +312,18 @@ fn make_country(
             if let Some(exporter) = exporter.as_mut() {
                 exporter.write(&batch)?;
             }
+            // An organisation's certificates are its own party's; its units inherit them.
+            let own_party: HashMap<_, _> = batch
+                .parties
+                .iter()
+                .filter(|p| p.kind == PartyKind::Organisation)
+                .map(|p| (p.orgnr, p.her_id))
+                .collect();
             for org in &batch.organisations {
                 organisations.push(org.clone());
+                let her_id = own_party[&org.orgnr];
                 // A stopped PKI thread reports why when it is joined.
-                let _ = to_certify.send(org.clone());
+                let _ = to_certify.send((org.clone(), her_id));
             }
             // A closed channel means the writer failed; it reports why.
             tx.blocking_send(batch)
@@ -370,18 +377,23 @@ fn make_country(
 }
 
 /// Makes the key pool and the CA, then a signing and an encryption certificate for each
-/// organisation received. Keys are drawn from the pool in turn; serials follow the
+/// organisation received, held by the organisation's own party. Keys are drawn from the pool in turn; serials follow the
 /// organisation order (the CA has serial 1).
 fn certify(
     seed: u64,
     as_of: NaiveDate,
     key_pool: usize,
-    organisations: std::sync::mpsc::Receiver<Organisation>,
+    organisations: std::sync::mpsc::Receiver<(Organisation, HerId)>,
 ) -> Result<Finish, SynthError> {
     let keys = key_pool_in_parallel(seed, key_pool)?;
     let ca = TestCa::new(seed, as_of)?;
     let mut certificates = Vec::new();
-    for org in organisations {
+    let added_at = as_of
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_millis();
+    for (org, her_id) in organisations {
         let orgnr = org.orgnr.to_string();
         let subject = Subject {
             name: &org.name,
@@ -394,14 +406,19 @@ fn certify(
             let n = certificates.len();
             let key_id = n % keys.len();
             let cert = ca.issue(&subject, purpose, &keys[key_id], n as u64 + 2, as_of)?;
+            let der = cert.to_der()?;
             certificates.push(Certificate {
-                serial: format!("{:x}", n + 2),
-                orgnr: org.orgnr,
+                fingerprint: certs::fingerprint(&der),
+                her_id,
                 usage,
-                subject: one_line(cert.subject_name()),
+                serial: format!("{:x}", n + 2),
+                issuer: certs::one_line(cert.issuer_name()),
+                subject: certs::one_line(cert.subject_name()),
                 not_before: pki::unix_seconds(cert.not_before())? * 1000,
                 not_after: pki::unix_seconds(cert.not_after())? * 1000,
-                der: cert.to_der()?,
+                der,
+                added_at,
+                revoked_at: None,
                 key_id: Some(key_id as i64),
             });
         }
@@ -463,18 +480,6 @@ fn key_pool_in_parallel(seed: u64, size: usize) -> Result<Vec<PKey<Private>>, Sy
         keys.sort_unstable_by_key(|(i, _)| *i);
         Ok(keys.into_iter().map(|(_, key)| key).collect())
     })
-}
-
-/// `C=NO, O=..., CN=...` in the certificate's own order.
-fn one_line(name: &X509NameRef) -> String {
-    name.entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().to_string().unwrap_or_default();
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn pem(bytes: Vec<u8>) -> String {

@@ -6,7 +6,7 @@ use chrono::{Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer};
 use helsenett_store::records::{
     CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
-    OrganisationKind, PartyKind, Person, Profession, Text,
+    OrganisationKind, PartyCoverage, PartyKind, Person, Profession, Text,
 };
 use rand::{
     Rng,
@@ -72,6 +72,7 @@ pub struct Batch {
     pub organisations: Vec<Organisation>,
     pub parties: Vec<CommunicationParty>,
     pub cpp: Vec<CppProcess>,
+    pub coverage: Vec<PartyCoverage>,
     pub personnel: Vec<HealthPersonnel>,
     pub gp_lists: Vec<GpList>,
     pub gp_members: Vec<GpListMember>,
@@ -424,7 +425,15 @@ impl<'a, 'p> Providers<'a, 'p> {
             municipality,
             active,
             valid_from,
+            valid_to: None,
         });
+        // A party serves the municipality it is in; a person is reached through their unit.
+        if kind != PartyKind::Person {
+            self.batch.coverage.push(PartyCoverage {
+                her_id,
+                municipality: self.people.municipality.number.to_string(),
+            });
+        }
         let processes = cpp::processes(self.rng(), her_id, org_kind, kind);
         self.batch.cpp.extend(processes);
         her_id
