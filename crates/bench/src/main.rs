@@ -13,6 +13,8 @@ mod helseid_tokens;
 mod helseid_verify;
 mod http;
 mod jose;
+mod register_http;
+mod register_lookup;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +36,11 @@ enum Command {
     /// token and its DPoP proof as every API does (signature, claims, proof, replay log,
     /// revocation).
     HelseidVerify(helseid_verify::Args),
+    /// The address register in process: HER-id look-ups and CPA resolutions on every core,
+    /// loading, and a full export.
+    RegisterLookup(register_lookup::Args),
+    /// The address register over HTTP: party look-ups by HER-id with a bearer token.
+    RegisterHttp(register_http::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +48,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::HelseidTokens(args) => helseid_tokens::run(args),
         Command::HelseidVerify(args) => helseid_verify::run(args),
+        Command::RegisterLookup(args) => register_lookup::run(args),
+        Command::RegisterHttp(args) => register_http::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,11 @@
 //! network's keys (held in memory; no call to HelseID), checks audience and scope, refuses
 //! revoked tokens and replayed proofs, and yields a typed [`Principal`].
 
-use std::{marker::PhantomData, sync::Arc};
+use std::{
+    collections::HashMap,
+    marker::PhantomData,
+    sync::{Arc, RwLock},
+};
 
 use axum::{
     extract::{FromRef, FromRequestParts, OriginalUri},
@@ -139,12 +143,43 @@ impl IntoResponse for Denied {
     }
 }
 
+/// Access tokens whose signature has been checked, by SHA-256 of the token. A token's signature
+/// is checked once per node rather than on every request: it is the larger part of a request's
+/// CPU time, and a client sends the same token for its whole lifetime. Everything that can change
+/// (expiry, revocation, the DPoP proof, audience and scope) is still checked on every request.
+#[derive(Default)]
+struct Verified(RwLock<HashMap<[u8; 32], Arc<AccessTokenClaims>>>);
+
+/// Tokens remembered at most; past it the cache starts over (tokens live minutes).
+const MAX_VERIFIED: usize = 20_000;
+
+impl Verified {
+    fn key(token: &str) -> [u8; 32] {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<AccessTokenClaims>> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&Self::key(token)).cloned()
+    }
+
+    fn insert(&self, token: &str, claims: Arc<AccessTokenClaims>) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_VERIFIED {
+            map.clear();
+        }
+        map.insert(Self::key(token), claims);
+    }
+}
+
 /// Checks tokens for this node's APIs. Cheap to clone.
 #[derive(Clone)]
 pub struct Guard(Arc<Inner>);
 
 struct Inner {
     keys: Arc<KeyRing>,
+    verified: Verified,
     jtis: JtiLog,
     revocations: Arc<Revocations>,
     issuer: String,
@@ -161,6 +196,7 @@ impl Guard {
     ) -> Self {
         Self(Arc::new(Inner {
             keys,
+            verified: Verified::default(),
             jtis,
             revocations,
             issuer,
@@ -186,7 +222,7 @@ impl Guard {
                 description: format!("this API needs scope {scope}"),
             });
         }
-        principal(claims, scopes)
+        principal(&claims, scopes)
     }
 
     /// Verifies token, binding and proof; returns the token's claims.
@@ -196,26 +232,16 @@ impl Guard {
         uri: &Uri,
         headers: &HeaderMap,
         audience: &str,
-    ) -> Result<AccessTokenClaims, Denied> {
+    ) -> Result<Arc<AccessTokenClaims>, Denied> {
         let (scheme, token) = authorization(headers)?;
-        let jwt = jose::parse(token).map_err(|e| Denied::token(format!("the access token {e}")))?;
-        if !crate::tokens::is_access_token_type(jwt.header.typ.as_deref()) {
-            return Err(Denied::token("the access token must have typ at+jwt"));
-        }
-        let kid = jwt.header.kid.as_deref().unwrap_or("");
-        let Some((alg, key)) = self.0.keys.verification_key(kid).await? else {
-            return Err(Denied::token(
-                "the access token is not signed by a HelseID key",
-            ));
+        let claims = match self.0.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signature(token).await?);
+                self.0.verified.insert(token, claims.clone());
+                claims
+            }
         };
-        if alg != jwt.header.alg {
-            return Err(Denied::token(
-                "the access token's alg does not match its key",
-            ));
-        }
-        let claims: AccessTokenClaims = jwt
-            .verify(&key)
-            .map_err(|e| Denied::token(format!("the access token {e}")))?;
         let now = crate::now();
         if claims.iss != self.0.issuer {
             return Err(Denied::token("the access token is from another issuer"));
@@ -252,6 +278,27 @@ impl Guard {
             return Err(Denied::token("the access token has been revoked"));
         }
         Ok(claims)
+    }
+
+    /// Parses `token` and checks its signature against HelseID's keys.
+    async fn verify_signature(&self, token: &str) -> Result<AccessTokenClaims, Denied> {
+        let jwt = jose::parse(token).map_err(|e| Denied::token(format!("the access token {e}")))?;
+        if !crate::tokens::is_access_token_type(jwt.header.typ.as_deref()) {
+            return Err(Denied::token("the access token must have typ at+jwt"));
+        }
+        let kid = jwt.header.kid.as_deref().unwrap_or("");
+        let Some((alg, key)) = self.0.keys.verification_key(kid).await? else {
+            return Err(Denied::token(
+                "the access token is not signed by a HelseID key",
+            ));
+        };
+        if alg != jwt.header.alg {
+            return Err(Denied::token(
+                "the access token's alg does not match its key",
+            ));
+        }
+        jwt.verify(&key)
+            .map_err(|e| Denied::token(format!("the access token {e}")))
     }
 
     async fn check_proof(
@@ -331,7 +378,7 @@ fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), Denied> {
     Ok((scheme, token))
 }
 
-fn principal(claims: AccessTokenClaims, scopes: Vec<String>) -> Result<Principal, Denied> {
+fn principal(claims: &AccessTokenClaims, scopes: Vec<String>) -> Result<Principal, Denied> {
     let bad = |what: &str| Denied::token(format!("the access token's {what} is not valid"));
     let organisation =
         Organisasjonsnummer::parse(&claims.orgnr_parent).map_err(|_| bad("orgnr_parent"))?;
@@ -341,7 +388,7 @@ fn principal(claims: AccessTokenClaims, scopes: Vec<String>) -> Result<Principal
         .map(Organisasjonsnummer::parse)
         .transpose()
         .map_err(|_| bad("orgnr_child"))?;
-    let actor = match claims.user {
+    let actor = match &claims.user {
         None => Actor::System,
         Some(user) => Actor::Person(User {
             pid: Fodselsnummer::parse(&user.pid).map_err(|_| bad("pid"))?,
@@ -355,16 +402,16 @@ fn principal(claims: AccessTokenClaims, scopes: Vec<String>) -> Result<Principal
                 .security_level
                 .parse()
                 .map_err(|_| bad("security_level"))?,
-            name: user.name,
+            name: user.name.clone(),
         }),
     };
     Ok(Principal {
-        client_id: claims.client_id,
+        client_id: claims.client_id.clone(),
         organisation,
         child_organisation,
         actor,
         scopes,
-        token_id: claims.jti,
+        token_id: claims.jti.clone(),
     })
 }
 
