@@ -16,8 +16,7 @@ use url::Url;
 
 use crate::{
     helseid_tokens::{
-        ASSERTION_SECONDS, Latency, Stats, TokenResponse, cpu_seconds, emit_json, load_clients,
-        now,
+        ASSERTION_SECONDS, Latency, Stats, TokenResponse, cpu_seconds, emit_json, load_clients, now,
     },
     http::{self, Connection, Target},
     jose,

@@ -2,12 +2,7 @@
 //! resolutions against the node's snapshot, on every core; plus how long loading and a full
 //! export take.
 
-use std::{
-    hint::black_box,
-    path::PathBuf,
-    process::ExitCode,
-    time::Instant,
-};
+use std::{hint::black_box, path::PathBuf, process::ExitCode, time::Instant};
 
 use anyhow::{Result, bail};
 use helsenett_core::HerId;

@@ -485,3 +485,97 @@ fn helseid_keys_and_clients_are_managed_from_the_command_line() {
     );
     assert!(error.contains("no client"), "{error}");
 }
+
+#[test]
+fn the_register_is_searched_shown_exported_and_imported_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("a");
+    let store = ["--data-dir", data.to_str().unwrap()];
+    synth(&store);
+    let found = succeeds(
+        helsenett()
+            .args([
+                "register", "search", "--name", "legevakt", "--type", "Service",
+            ])
+            .args(store),
+    );
+    assert!(
+        found.ends_with("8 found\n"),
+        "one Legevakt per municipality: {found}"
+    );
+    let her_id = found.split_whitespace().next().unwrap().to_owned();
+    let shown: Value = serde_json::from_str(&succeeds(
+        helsenett().args(["register", "show", &her_id]).args(store),
+    ))
+    .unwrap();
+    assert_eq!(shown["herId"], her_id.as_str());
+    assert_eq!(shown["kind"], "Service");
+
+    let export = dir.path().join("register.ndjson");
+    succeeds(
+        helsenett()
+            .args(["register", "export", "--out"])
+            .arg(&export)
+            .args(store),
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["asOfEventId"], 0);
+    assert_eq!(
+        header["parties"].as_u64().unwrap() as usize,
+        text.lines().count() - 1
+    );
+
+    // Into an empty store: every party is written; again: nothing changes.
+    let other_dir = dir.path().join("b");
+    let other = ["--data-dir", other_dir.to_str().unwrap()];
+    let import = || {
+        let output = helsenett()
+            .args(["register", "import"])
+            .arg(&export)
+            .args(other)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(import().contains(&format!("{} parties written", header["parties"])));
+    assert!(import().contains(" 0 parties written"));
+    let copy = dir.path().join("copy.ndjson");
+    succeeds(
+        helsenett()
+            .args(["register", "export", "--out"])
+            .arg(&copy)
+            .args(other),
+    );
+    let parties = |text: &str| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        parties(&std::fs::read_to_string(&copy).unwrap()),
+        parties(&text)
+    );
+
+    // A truncated export and an unknown HER-id are one-line errors.
+    let truncated = dir.path().join("truncated.ndjson");
+    std::fs::write(
+        &truncated,
+        text.lines().take(5).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let (_, error) = fails(
+        helsenett()
+            .args(["register", "import"])
+            .arg(&truncated)
+            .args(other),
+    );
+    assert!(error.contains("truncated"), "{error}");
+    let (_, error) = fails(
+        helsenett()
+            .args(["register", "show", "999999999"])
+            .args(store),
+    );
+    assert!(error.contains("HER-id 999999999"), "{error}");
+}

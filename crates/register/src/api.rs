@@ -392,6 +392,8 @@ pub struct PartyDetails {
     pub active: bool,
     pub valid_from: NaiveDate,
     pub valid_to: Option<NaiveDate>,
+    /// Active and within its validity today: messages may be addressed to it.
+    pub addressable: bool,
     pub organisation: Option<OrganisationDetails>,
     pub coverage: Vec<String>,
     pub cpp: Vec<Process>,
@@ -437,6 +439,7 @@ fn details_of(snapshot: &Snapshot, p: &Party, now: DateTime<Utc>) -> PartyDetail
         active: p.active,
         valid_from: p.valid_from,
         valid_to: p.valid_to,
+        addressable: p.is_addressable(now.date_naive()),
         organisation: p.organisation.clone(),
         coverage: p.coverage.clone(),
         cpp: p.cpp.clone(),

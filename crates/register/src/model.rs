@@ -43,6 +43,13 @@ pub struct Party {
     pub cpp: Vec<Process>,
 }
 
+impl Party {
+    /// Whether messages may be addressed to the party on `day`: active, and within its validity.
+    pub fn is_addressable(&self, day: NaiveDate) -> bool {
+        self.active && self.valid_from <= day && self.valid_to.is_none_or(|to| day <= to)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganisationDetails {

@@ -193,6 +193,10 @@ async fn look_ups_searches_and_agreements() {
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         assert_eq!(a.body["hprNumber"], gp.hpr_number.unwrap().to_string());
+        assert_eq!(
+            a.body["addressable"], true,
+            "a GP is active and valid today"
+        );
         assert_eq!(a.body["encryptionCertificate"]["inherited"], true);
         assert_eq!(a.body["encryptionCertificate"]["status"], "valid");
         assert_eq!(a.body["parentHerId"], gp.parent_her_id.unwrap().to_string());
@@ -357,6 +361,7 @@ async fn members_change_only_their_own_entries() {
         let a = n.call(Method::PATCH, &api(&format!("/parties/{service}")), Some(&token), Some(json!({"active": false, "validTo": "2031-01-01"}))).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         assert_eq!(a.body["active"], false);
+        assert_eq!(a.body["addressable"], false, "an inactive party takes no messages");
 
         // Another organisation's party: 403, and nothing changes.
         let other = find(&n.register, PartyKind::Organisation, "pharmacy");
