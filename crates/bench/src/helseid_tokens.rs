@@ -536,6 +536,20 @@ pub(crate) fn load_clients(path: &Path, max: usize) -> Result<Vec<Client>> {
     Ok(clients)
 }
 
+/// The loader's runtime: one thread drives everything on the current thread.
+pub(crate) fn loader_runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    Ok(if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    })
+}
+
 /// The value at quantile `q` of sorted `values` (nearest rank), in milliseconds.
 pub(crate) fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -550,16 +564,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--concurrency, --requests and --threads must be at least 1");
     }
     let clients = load_clients(&args.clients, args.max_clients)?;
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = loader_runtime(args.threads)?;
     let label = &args.label;
 
     let (issuer, token_endpoint, discovery) = runtime.block_on(discover(&args.issuer))?;

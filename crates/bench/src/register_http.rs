@@ -16,7 +16,8 @@ use url::Url;
 
 use crate::{
     helseid_tokens::{
-        ASSERTION_SECONDS, Latency, Stats, TokenResponse, cpu_seconds, emit_json, load_clients, now,
+        ASSERTION_SECONDS, Latency, Stats, TokenResponse, cpu_seconds, emit_json, load_clients,
+        loader_runtime, now,
     },
     http::{self, Connection, Target},
     jose,
@@ -152,16 +153,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.concurrency == 0 || args.requests == 0 || args.threads == 0 {
         bail!("--concurrency, --requests and --threads must be at least 1");
     }
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = loader_runtime(args.threads)?;
     let issuer = args.issuer.trim_end_matches('/').to_owned();
     let base = issuer
         .strip_suffix("/helseid")
