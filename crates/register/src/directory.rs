@@ -22,9 +22,18 @@ const MAX_DEPTH: usize = 16;
 pub struct Snapshot {
     /// The last event this snapshot includes (0: the loaded country, before any change).
     pub event_id: i64,
-    parties: FxHashMap<HerId, Arc<Party>>,
-    /// Every party by HER-id, with its name folded for search.
-    ordered: Vec<(Arc<Party>, String)>,
+    parties: FxHashMap<HerId, Entry>,
+    /// Every party by HER-id.
+    ordered: Vec<Entry>,
+}
+
+/// A party with its name folded for search; shared between snapshots, so that the next
+/// snapshot copies pointers, not parties.
+type Entry = (Arc<Party>, Arc<str>);
+
+fn entry(party: Party) -> Entry {
+    let folded = fold(&party.name).into();
+    (Arc::new(party), folded)
 }
 
 /// A certificate found for a party: its own, or the nearest ancestor's.
@@ -80,20 +89,13 @@ impl Snapshot {
             event_id,
             ..Snapshot::default()
         };
-        snapshot.parties = parties
-            .into_iter()
-            .map(|p| (p.her_id, Arc::new(p)))
-            .collect();
+        snapshot.parties = parties.into_iter().map(|p| (p.her_id, entry(p))).collect();
         snapshot.reindex();
         snapshot
     }
 
     fn reindex(&mut self) {
-        let mut ordered: Vec<_> = self
-            .parties
-            .values()
-            .map(|p| (p.clone(), fold(&p.name)))
-            .collect();
+        let mut ordered: Vec<Entry> = self.parties.values().cloned().collect();
         ordered.sort_unstable_by_key(|(p, _)| p.her_id);
         self.ordered = ordered;
     }
@@ -106,7 +108,7 @@ impl Snapshot {
             ordered: Vec::new(),
         };
         for party in parties {
-            next.parties.insert(party.her_id, Arc::new(party));
+            next.parties.insert(party.her_id, entry(party));
         }
         next.reindex();
         next
@@ -121,7 +123,7 @@ impl Snapshot {
     }
 
     pub fn party(&self, her_id: HerId) -> Option<&Arc<Party>> {
-        self.parties.get(&her_id)
+        self.parties.get(&her_id).map(|(p, _)| p)
     }
 
     /// Every party, by HER-id.
@@ -136,22 +138,18 @@ impl Snapshot {
 
     /// The parties matching `search`, by HER-id: the total and those from `skip`, at most `take`.
     pub fn search(&self, search: &Search, skip: usize, take: usize) -> (usize, Vec<&Arc<Party>>) {
-        if let Some(her_id) = search.her_id {
-            let hit: Vec<_> = self
-                .parties
-                .get(&her_id)
-                .filter(|p| search.matches(p, &fold(&p.name)))
-                .into_iter()
-                .collect();
-            return (hit.len(), hit.into_iter().skip(skip).take(take).collect());
-        }
         let search = Search {
             name: search.name.as_deref().map(fold),
             ..search.clone()
         };
+        let candidates: &[Entry] = match search.her_id {
+            // At most one party can match: look it up rather than scan.
+            Some(her_id) => self.parties.get(&her_id).map_or(&[], std::slice::from_ref),
+            None => &self.ordered,
+        };
         let mut total = 0;
         let mut page = Vec::with_capacity(take.min(1_000));
-        for (party, folded) in &self.ordered {
+        for (party, folded) in candidates {
             if search.matches(party, folded) {
                 if total >= skip && page.len() < take {
                     page.push(party);
@@ -164,8 +162,8 @@ impl Snapshot {
 
     /// The agreement for messages from `from` to `to`, or the HER-id that is not in the register.
     pub fn agreement(&self, from: HerId, to: HerId) -> Result<Agreement, HerId> {
-        let sender = self.parties.get(&from).ok_or(from)?;
-        let receiver = self.parties.get(&to).ok_or(to)?;
+        let sender = self.party(from).ok_or(from)?;
+        let receiver = self.party(to).ok_or(to)?;
         Ok(cpa::agree(sender, receiver))
     }
 
@@ -177,7 +175,7 @@ impl Snapshot {
         usage: CertificateUsage,
         now: DateTime<Utc>,
     ) -> Option<Found<'_>> {
-        let mut party = self.parties.get(&her_id)?;
+        let mut party = self.party(her_id)?;
         for _ in 0..MAX_DEPTH {
             if let Some(certificate) = current(&party.certificates, usage, now) {
                 return Some(Found {
@@ -185,7 +183,7 @@ impl Snapshot {
                     certificate,
                 });
             }
-            party = self.parties.get(&party.parent_her_id?)?;
+            party = self.party(party.parent_her_id?)?;
         }
         None
     }
