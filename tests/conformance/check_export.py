@@ -143,8 +143,16 @@ def main(directory):
             [p["her_id"] for p in parties if p["kind"] not in {"Organization", "Department", "Service", "Person"}])
     r.check("person parties carry an HPR-nummer and others do not",
             [p["her_id"] for p in parties if (p["kind"] == "Person") != (p["hpr"] is not None)])
+    def receives_apprec_1_0(party):
+        return any(c["message_type"] == "APPREC" and c["role"] == "receiver"
+                   and "1.0" in c["versions"].split() for c in party["cpp"])
     r.check("every party receives AppRec 1.0",
-            [p["her_id"] for p in parties if {"message_type": "APPREC", "version": "1.0"} not in p["cpp"]])
+            [p["her_id"] for p in parties if not receives_apprec_1_0(p)])
+    r.check("CPP versions are major.minor, ascending",
+            [p["her_id"] for p in parties for c in p["cpp"]
+             if not all(v.count(".") == 1 and all(x.isdigit() for x in v.split(".")) for v in c["versions"].split())
+             or [tuple(map(int, v.split("."))) for v in c["versions"].split()]
+             != sorted(tuple(map(int, v.split("."))) for v in c["versions"].split())])
 
     reachable_gps = {p["hpr"] for p in parties if p["kind"] == "Person"}
     r.check("every person has a GP", [p["nin"] for p in persons if p["gp_hpr"] is None])
