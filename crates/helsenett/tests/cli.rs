@@ -291,7 +291,15 @@ fn the_server_on_postgresql_and_two_nodes_over_one_database() {
     let (admin, schema) = runtime.block_on(fresh_schema(&url));
     let separator = if url.contains('?') { '&' } else { '?' };
     let node_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    synth(&["--database-url", &node_url]);
+    // The clients' keys go to the data dir even when the country is in PostgreSQL.
+    let keys = tempfile::tempdir().unwrap();
+    synth(&[
+        "--database-url",
+        &node_url,
+        "--data-dir",
+        keys.path().to_str().unwrap(),
+    ]);
+    assert!(keys.path().join("helseid-clients.jsonl").exists());
     check_server(&["--database-url", &node_url], "postgres");
 
     // The database URL may also come from the environment, as on a real node.
