@@ -2,6 +2,7 @@
 //! store directly (search, show, export, import).
 
 use std::{
+    collections::{HashMap, HashSet},
     fs::File,
     io::{BufReader, BufWriter, Write},
     path::PathBuf,
@@ -154,8 +155,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the whole file first (a truncated file must change nothing), then writes the parties
-/// that differ in batches, parents before children.
+/// Reads and checks the whole file before anything is written (a truncated or inconsistent
+/// file changes nothing), then writes the parties that differ in batches, parents before
+/// children. A batch that fails leaves the earlier ones written; running the import again
+/// writes only what is still missing.
 async fn import(register: &Register, path: &PathBuf) -> anyhow::Result<()> {
     let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut parties: Vec<Party> = Vec::new();
@@ -165,23 +168,43 @@ async fn import(register: &Register, path: &PathBuf) -> anyhow::Result<()> {
     })
     .with_context(|| format!("{} is not a register export", path.display()))?;
     parties.sort_by_key(|p| p.her_id);
-    let in_file: std::collections::HashSet<HerId> = parties.iter().map(|p| p.her_id).collect();
-    let progress = ProgressBar::new(parties.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} parties {per_sec} eta {eta}")
-            .expect("a valid template"),
-    );
+    unique_in_file(&parties)?;
+    let in_file: HashSet<HerId> = parties.iter().map(|p| p.her_id).collect();
+    let style = |what: &str| {
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} parties {what} {{per_sec}} eta {{eta}}"
+        ))
+        .expect("a valid template")
+    };
+
+    let base = register.snapshot();
+    let known = |h: HerId| in_file.contains(&h) || base.party(h).is_some();
+    let checking = ProgressBar::new(parties.len() as u64).with_style(style("checked"));
+    let mut changed = Vec::new();
+    for party in parties {
+        let her_id = party.her_id;
+        if let Some(change) = changes::import(&base, party, &known)
+            .map_err(|e| RegisterError::invalid(format!("HER-id {her_id}"), e))?
+        {
+            changed.push(change.party);
+        }
+        checking.inc(1);
+    }
+    checking.finish_and_clear();
+
+    let writing = ProgressBar::new(changed.len() as u64).with_style(style("written"));
     let mut written = 0;
-    let mut batches = parties.into_iter().peekable();
+    let mut batches = changed.into_iter().peekable();
     while batches.peek().is_some() {
         let batch: Vec<Party> = batches.by_ref().take(IMPORT_BATCH).collect();
         let size = batch.len() as u64;
-        let changed = register
-            .change("cli:import", |base| {
-                let known = |h: HerId| in_file.contains(&h) || base.party(h).is_some();
+        let done = register
+            .change("cli:import", |latest| {
+                let known = |h: HerId| in_file.contains(&h) || latest.party(h).is_some();
                 let mut changes = Vec::new();
                 for party in batch {
                     let her_id = party.her_id;
-                    if let Some(change) = changes::import(base, party, &known)
+                    if let Some(change) = changes::import(latest, party, &known)
                         .map_err(|e| RegisterError::invalid(format!("HER-id {her_id}"), e))?
                     {
                         changes.push(change);
@@ -190,13 +213,44 @@ async fn import(register: &Register, path: &PathBuf) -> anyhow::Result<()> {
                 Ok(changes)
             })
             .await?;
-        written += changed.len();
-        progress.inc(size);
+        written += done.len();
+        writing.inc(size);
     }
-    progress.finish_and_clear();
+    writing.finish_and_clear();
     eprintln!(
         "imported {}: {written} parties written, the rest unchanged",
         path.display()
     );
+    Ok(())
+}
+
+/// HER-ids, organisations' organisasjonsnummer and certificates each appear once in the file.
+fn unique_in_file(parties: &[Party]) -> anyhow::Result<()> {
+    let mut her_ids = HashSet::new();
+    let mut organisations = HashMap::new();
+    let mut certificates = HashMap::new();
+    for p in parties {
+        if !her_ids.insert(p.her_id) {
+            bail!("HER-id {} is in the file twice", p.her_id);
+        }
+        if p.kind == PartyKind::Organisation
+            && let Some(other) = organisations.insert(p.orgnr, p.her_id)
+        {
+            bail!(
+                "organisasjonsnummer {} is both HER-id {other} and {}",
+                p.orgnr,
+                p.her_id
+            );
+        }
+        for c in &p.certificates {
+            if let Some(other) = certificates.insert(c.fingerprint.as_str(), p.her_id) {
+                bail!(
+                    "the certificate with SHA-256 {} is both HER-id {other}'s and {}'s",
+                    c.fingerprint,
+                    p.her_id
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -202,8 +202,25 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
             "method-not-allowed",
             "Method not allowed for this resource",
         )),
+        // An extractor's own rejection (a path that is not UTF-8, say) is plain text; its
+        // words become the detail. HelseID's JSON errors (RFC 6749) are left as they are.
+        status if status.is_client_error() && is_plain_text(&response) => {
+            let bytes = axum::body::to_bytes(response.into_body(), 4_096)
+                .await
+                .unwrap_or_default();
+            Problem::new(status.as_u16(), "bad-request", "Request refused")
+                .with_detail(String::from_utf8_lossy(&bytes).into_owned())
+                .into_response()
+        }
         _ => response,
     }
+}
+
+fn is_plain_text(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
 }
 
 /// Counts requests and their latency by route template (never by raw path, which would make a
@@ -250,6 +267,27 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn an_extractor_rejection_becomes_a_problem() {
+        let app = Router::new()
+            .route(
+                "/x/{p}",
+                get(|axum::extract::Path(p): axum::extract::Path<String>| async move { p }),
+            )
+            .layer(middleware::from_fn(problem_for_bare_errors));
+        let request = Request::get("/x/%FF").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            Problem::CONTENT_TYPE
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&to_bytes(response.into_body(), 1 << 16).await.unwrap())
+                .unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("UTF-8"), "{body}");
+    }
 
     #[tokio::test]
     async fn health_is_unavailable_while_the_store_does_not_answer() {

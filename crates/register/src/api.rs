@@ -161,8 +161,18 @@ fn her_id_param(text: &str) -> Result<HerId, RegisterError> {
     HerId::parse(text).map_err(|e| RegisterError::invalid("herId", e))
 }
 
+/// A JSON body; an error names the field it is in (`cpp[0].versions[1]`), or `body`.
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, RegisterError> {
-    serde_json::from_slice(bytes).map_err(|e| RegisterError::invalid("body", e))
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => "body".to_owned(),
+            path => path,
+        };
+        RegisterError::invalid(field, e.into_inner())
+    })?;
+    json.end().map_err(|e| RegisterError::invalid("body", e))?;
+    Ok(value)
 }
 
 /// A query string's parameters, refusing any not in `known` (a misspelt filter must not
@@ -479,6 +489,13 @@ pub struct CertificateWithDer {
     pub certificate: String,
 }
 
+fn usage_name(usage: CertificateUsage) -> &'static str {
+    match usage {
+        CertificateUsage::Encryption => "encryption",
+        CertificateUsage::Signing => "signature",
+    }
+}
+
 fn certificate_for(
     state: &AppState,
     her_id: &str,
@@ -492,12 +509,19 @@ fn certificate_for(
     let found = snapshot.certificate(her_id, usage, now).ok_or_else(|| {
         RegisterError::NotFound(format!(
             "HER-id {her_id} has no {} certificate, nor has any party it belongs to",
-            match usage {
-                CertificateUsage::Encryption => "encryption",
-                CertificateUsage::Signing => "signature",
-            }
+            usage_name(usage)
         ))
     })?;
+    let status = found.certificate.status(now);
+    if status != CertificateStatus::Valid {
+        return Err(RegisterError::NotFound(format!(
+            "HER-id {her_id} has no usable {} certificate: the one in use (SHA-256 {}, held by HER-id {}) is {}",
+            usage_name(usage),
+            found.certificate.fingerprint,
+            found.holder,
+            status,
+        )));
+    }
     Ok(Json(CertificateWithDer {
         certificate: STANDARD.encode(&found.certificate.der),
         description: InUse {
@@ -509,7 +533,7 @@ fn certificate_for(
 }
 
 #[utoipa::path(get, path = "/parties/{herId}/certificate-for-encryption", tag = "certificates",
-    description = "The certificate to encrypt messages to the party with: its own, or inherited. `status` says whether it may be used now.",
+    description = "The certificate to encrypt messages to the party with: its own, or inherited. 404 when there is none, or when the one in use is not valid now (revoked, expired, not yet valid): the detail says which.",
     params(("herId" = String, Path)),
     responses((status = 200, body = CertificateWithDer), (status = 404, body = Problem)),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
@@ -789,19 +813,21 @@ async fn add_certificate(
     let her_id = her_id_param(&her_id)?;
     let upload: CertificateUpload = body(&bytes)?;
     let usage = changes::usage(&upload.usage)?;
+    // Checked before the write lock is taken: parsing and chain building must not hold up
+    // every other writer of the register.
+    let owner = party(&state.register.snapshot(), her_id)?.orgnr;
     let anchors = state.register.trust_anchors().await?;
+    let checked = crate::certs::check(
+        &upload.certificate,
+        &upload.chain,
+        usage,
+        owner,
+        &anchors,
+        crate::model::now(),
+    )
+    .map_err(|e| RegisterError::CertificateRejected(e.0))?;
     one_change(&state, &principal, StatusCode::CREATED, |base, editor| {
-        let owner = party(base, her_id)?.orgnr;
-        let checked = crate::certs::check(
-            &upload.certificate,
-            &upload.chain,
-            usage,
-            owner,
-            &anchors,
-            Utc::now(),
-        )
-        .map_err(|e| RegisterError::CertificateRejected(e.0))?;
-        changes::add_certificate(base, editor, her_id, checked)
+        changes::add_certificate(base, editor, her_id, checked, owner)
     })
     .await
 }
@@ -819,7 +845,7 @@ async fn revoke_certificate(
     let her_id = her_id_param(&her_id)?;
     let fingerprint = fingerprint.to_ascii_lowercase();
     one_change(&state, &principal, StatusCode::OK, |base, editor| {
-        changes::revoke_certificate(base, editor, her_id, &fingerprint, Utc::now())
+        changes::revoke_certificate(base, editor, her_id, &fingerprint, crate::model::now())
     })
     .await
 }

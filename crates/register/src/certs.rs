@@ -77,10 +77,10 @@ pub fn check(
     let rsa = key
         .rsa()
         .map_err(|_| reject("the certificate's key must be RSA"))?;
-    if rsa.size() * 8 < MIN_RSA_BITS {
+    let bits = rsa.n().num_bits();
+    if bits < MIN_RSA_BITS as i32 {
         return Err(reject(format!(
-            "the certificate's RSA key has {} bits; at least {MIN_RSA_BITS} are required",
-            rsa.size() * 8
+            "the certificate's RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
         )));
     }
 

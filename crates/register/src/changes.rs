@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 use crate::{
     directory::Snapshot,
     error::RegisterError,
-    model::{Address, AddressKind, OrganisationDetails, Party, Process, StoredCertificate},
+    model::{
+        Address, AddressKind, OrganisationDetails, Party, Process, StoredCertificate, canonicalise,
+    },
     storage::Change,
 };
 
@@ -247,29 +249,39 @@ pub fn update_party(
     })
 }
 
-/// Adds a certificate that [`crate::certs::check`] accepted.
+/// Adds a certificate that [`crate::certs::check`] accepted for a party of `checked_for`.
 pub fn add_certificate(
     base: &Snapshot,
     editor: Editor,
     her_id: HerId,
     certificate: StoredCertificate,
+    checked_for: Organisasjonsnummer,
 ) -> Result<Change, RegisterError> {
     let mut party = editable(base, editor, her_id)?.clone();
-    if let Some(holder) = base.parties().find(|p| {
-        p.certificates
-            .iter()
-            .any(|c| c.fingerprint == certificate.fingerprint)
-    }) {
+    if party.orgnr != checked_for {
         return Err(RegisterError::Conflict(format!(
-            "this certificate (SHA-256 {}) is already registered for HER-id {}",
-            certificate.fingerprint, holder.her_id
+            "HER-id {her_id} moved to organisasjonsnummer {} while the certificate was checked; upload it again",
+            party.orgnr
+        )));
+    }
+    if let Some(holder) = holder_of(base, &certificate.fingerprint) {
+        return Err(RegisterError::Conflict(format!(
+            "this certificate (SHA-256 {}) is already registered for HER-id {holder}",
+            certificate.fingerprint
         )));
     }
     party.certificates.push(certificate);
     Ok(Change {
         change: "certificateAdded",
-        party,
+        party: validate(base, party)?,
     })
+}
+
+/// The party holding the certificate with `fingerprint`, if any.
+fn holder_of(base: &Snapshot, fingerprint: &str) -> Option<HerId> {
+    base.parties()
+        .find(|p| p.certificates.iter().any(|c| c.fingerprint == fingerprint))
+        .map(|p| p.her_id)
 }
 
 pub fn revoke_certificate(
@@ -297,7 +309,7 @@ pub fn revoke_certificate(
     certificate.revoked_at = Some(now);
     Ok(Change {
         change: "certificateRevoked",
-        party,
+        party: validate(base, party)?,
     })
 }
 
@@ -321,10 +333,52 @@ pub fn import(
     party: Party,
     known: &dyn Fn(HerId) -> bool,
 ) -> Result<Option<Change>, RegisterError> {
-    if base.party(party.her_id).is_some_and(|p| **p == party) {
+    let party = validate_with(party, known)?;
+    let current = base.party(party.her_id);
+    if current.is_some_and(|p| **p == party) {
         return Ok(None);
     }
-    let party = validate_with(party, known)?;
+    // Certificate history is never erased, and a certificate belongs to one party.
+    if let Some(current) = current
+        && let Some(dropped) = current.certificates.iter().find(|c| {
+            !party
+                .certificates
+                .iter()
+                .any(|n| n.fingerprint == c.fingerprint)
+        })
+    {
+        return Err(RegisterError::invalid(
+            "certificates",
+            format!(
+                "drops the certificate with SHA-256 {}; history is kept",
+                dropped.fingerprint
+            ),
+        ));
+    }
+    for c in &party.certificates {
+        if let Some(holder) = holder_of(base, &c.fingerprint).filter(|h| *h != party.her_id) {
+            return Err(RegisterError::invalid(
+                "certificates",
+                format!(
+                    "the certificate with SHA-256 {} belongs to HER-id {holder}",
+                    c.fingerprint
+                ),
+            ));
+        }
+    }
+    if party.kind == PartyKind::Organisation
+        && let Some(other) = base.parties().find(|p| {
+            p.kind == PartyKind::Organisation && p.orgnr == party.orgnr && p.her_id != party.her_id
+        })
+    {
+        return Err(RegisterError::invalid(
+            "orgnr",
+            format!(
+                "organisasjonsnummer {} is HER-id {}'s already",
+                party.orgnr, other.her_id
+            ),
+        ));
+    }
     Ok(Some(Change {
         change: "imported",
         party,
@@ -356,8 +410,6 @@ fn validate_with(mut party: Party, exists: &dyn Fn(HerId) -> bool) -> Result<Par
     for m in &party.coverage {
         municipality("coverage", m)?;
     }
-    party.coverage.sort();
-    party.coverage.dedup();
     if party.valid_to.is_some_and(|to| to < party.valid_from) {
         return Err(RegisterError::invalid("validTo", "is before validFrom"));
     }
@@ -420,7 +472,16 @@ fn validate_with(mut party: Party, exists: &dyn Fn(HerId) -> bool) -> Result<Par
         }
         (_, None) => {}
     }
-    cpp(&mut party.cpp)?;
+    cpp(&party.cpp)?;
+    for (i, c) in party.certificates.iter().enumerate() {
+        if c.fingerprint != crate::certs::fingerprint(&c.der) {
+            return Err(RegisterError::invalid(
+                format!("certificates[{i}].fingerprint"),
+                "is not the SHA-256 of der",
+            ));
+        }
+    }
+    canonicalise(&mut party);
     Ok(party)
 }
 
@@ -471,16 +532,15 @@ fn addresses(addresses: &mut [Address]) -> Result<(), RegisterError> {
     Ok(())
 }
 
-/// Message types are upper-case codes; versions are sorted and deduplicated so that CPA
-/// resolution can search them.
-fn cpp(cpp: &mut [Process]) -> Result<(), RegisterError> {
+/// Message types are upper-case codes; each (message type, role) is listed once.
+fn cpp(cpp: &[Process]) -> Result<(), RegisterError> {
     if cpp.len() > MAX_LIST {
         return Err(RegisterError::invalid(
             "cpp",
             format!("at most {MAX_LIST} processes"),
         ));
     }
-    for (i, p) in cpp.iter_mut().enumerate() {
+    for (i, p) in cpp.iter().enumerate() {
         let field = |name: &str| format!("cpp[{i}].{name}");
         let code = |s: &str| {
             !s.is_empty()
@@ -512,10 +572,6 @@ fn cpp(cpp: &mut [Process]) -> Result<(), RegisterError> {
                 "a sender returns no receipts; list them on the receiver line",
             ));
         }
-        for list in [&mut p.versions, &mut p.receipts] {
-            list.sort();
-            list.dedup();
-        }
     }
     let mut keys: Vec<_> = cpp
         .iter()
@@ -528,7 +584,6 @@ fn cpp(cpp: &mut [Process]) -> Result<(), RegisterError> {
             format!("{} is listed twice as {}", pair[0].0, pair[0].1),
         ));
     }
-    cpp.sort_by(|a, b| (&a.message_type, a.role.as_str()).cmp(&(&b.message_type, b.role.as_str())));
     Ok(())
 }
 

@@ -111,9 +111,22 @@ pub enum CertificateStatus {
     Revoked,
 }
 
+impl fmt::Display for CertificateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertificateStatus::Valid => "valid",
+            CertificateStatus::NotYetValid => "not yet valid",
+            CertificateStatus::Expired => "expired",
+            CertificateStatus::Revoked => "revoked",
+        })
+    }
+}
+
 impl StoredCertificate {
     pub fn status(&self, now: DateTime<Utc>) -> CertificateStatus {
-        if self.revoked_at.is_some_and(|at| at <= now) {
+        // Revoked whenever the register says so: another node's clock must not make a
+        // revocation look undone.
+        if self.revoked_at.is_some() {
             CertificateStatus::Revoked
         } else if now < self.not_before {
             CertificateStatus::NotYetValid
@@ -194,6 +207,41 @@ impl<'de> Deserialize<'de> for Version {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Now, to the millisecond: what the store keeps, so that the tables and the feed agree.
+pub fn now() -> DateTime<Utc> {
+    to_millis(Utc::now())
+}
+
+pub(crate) fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// Puts a party's lists in the one order the store reads them back in (byte order, never a
+/// database collation): coverage, CPP lines by message type and role, versions ascending,
+/// certificates by when they were added.
+pub(crate) fn canonicalise(party: &mut Party) {
+    party.coverage.sort();
+    party.coverage.dedup();
+    for p in &mut party.cpp {
+        for list in [&mut p.versions, &mut p.receipts] {
+            list.sort();
+            list.dedup();
+        }
+    }
+    party.cpp.sort_by(|a, b| {
+        (&a.message_type, a.role.as_str()).cmp(&(&b.message_type, b.role.as_str()))
+    });
+    for c in &mut party.certificates {
+        c.not_before = to_millis(c.not_before);
+        c.not_after = to_millis(c.not_after);
+        c.added_at = to_millis(c.added_at);
+        c.revoked_at = c.revoked_at.map(to_millis);
+    }
+    party.certificates.sort_by(|a, b| {
+        (a.added_at, a.not_before, &a.fingerprint).cmp(&(b.added_at, b.not_before, &b.fingerprint))
+    });
 }
 
 /// Parses a stored space-separated version list.

@@ -20,8 +20,8 @@ use sqlx::Row;
 use crate::{
     directory::Snapshot,
     model::{
-        Address, AddressKind, OrganisationDetails, Party, Process, StoredCertificate, version_list,
-        versions,
+        Address, AddressKind, OrganisationDetails, Party, Process, StoredCertificate, canonicalise,
+        version_list, versions,
     },
 };
 
@@ -281,7 +281,7 @@ impl Tables {
                 text.parse::<NaiveDate>()
                     .map_err(|e| corrupt(&format!("communication_party.{what}"), e))
             };
-            parties.push(Party {
+            let mut party = Party {
                 her_id: her_id("communication_party.her_id", row.her_id)?,
                 kind,
                 name: row.name,
@@ -307,7 +307,9 @@ impl Tables {
                 coverage: coverage.remove(&row.her_id).unwrap_or_default(),
                 certificates: certificates.remove(&row.her_id).unwrap_or_default(),
                 cpp: cpp.remove(&row.her_id).unwrap_or_default(),
-            });
+            };
+            canonicalise(&mut party);
+            parties.push(party);
         }
         Ok(Snapshot::new(self.event_id, parties))
     }
@@ -359,7 +361,9 @@ where
     let begin = match backend {
         // Take the write lock now, not at the first write: reads below must see the latest.
         Backend::Sqlite => "BEGIN IMMEDIATE",
-        Backend::Postgres => "BEGIN",
+        // READ COMMITTED whatever the database's default: each statement after the lock must see
+        // what the previous holder committed.
+        Backend::Postgres => "BEGIN ISOLATION LEVEL READ COMMITTED",
     };
     let result: Result<Result<Vec<StoredEvent>, E>, sqlx::Error> = with_pool!(store, pool => async {
         let mut tx = pool.begin_with(begin).await?;

@@ -386,6 +386,8 @@ async fn members_change_only_their_own_entries() {
             (json!({"kind": "Service", "parentHerId": own.her_id.to_string(), "name": "x", "municipality": "12"}), "municipality"),
             (json!({"kind": "Service", "parentHerId": "0", "name": "x"}), "HER-id"),
             (json!({"kind": "Service", "parentHerId": own.her_id.to_string(), "name": "x", "colour": "red"}), "colour"),
+            (json!({"kind": "Service", "parentHerId": "12ab", "name": "x"}), "parentHerId: invalid HER-id"),
+            (json!({"kind": "Service", "parentHerId": own.her_id.to_string(), "name": "x", "validFrom": "2024-13-01"}), "validFrom"),
             (json!({"kind": "Organization", "parentHerId": own.her_id.to_string(), "name": "x"}), "kind"),
         ] {
             let a = n.call(Method::POST, &api("/parties"), Some(&token), Some(body)).await;
@@ -419,6 +421,7 @@ async fn members_change_only_their_own_entries() {
         // The administrator may change any entry.
         let a = n.call(Method::PATCH, &api(&format!("/parties/{}", other.her_id)), Some(&admin_token), Some(json!({"validTo": null}))).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_tables_match(&db.store, &n.register).await;
     })
     .await;
 }
@@ -750,6 +753,28 @@ async fn an_export_imports_into_an_empty_register_and_mirrors_follow() {
         for p in &parties {
             assert_eq!(mirror.snapshot().party(p.her_id).map(|m| &**m), Some(p));
         }
+
+        // An import may not erase certificate history, nor hand a certificate to another party.
+        let mut dropped = parties
+            .iter()
+            .find(|p| !p.certificates.is_empty())
+            .unwrap()
+            .clone();
+        dropped.certificates.pop();
+        let known = |_: HerId| true;
+        let err =
+            helsenett_register::changes::import(&mirror.snapshot(), dropped, &known).unwrap_err();
+        assert!(err.to_string().contains("history is kept"), "{err}");
+        let holder = parties.iter().find(|p| !p.certificates.is_empty()).unwrap();
+        let mut thief = parties
+            .iter()
+            .find(|p| p.orgnr != holder.orgnr && p.kind == PartyKind::Service)
+            .unwrap()
+            .clone();
+        thief.certificates.push(holder.certificates[0].clone());
+        let err =
+            helsenett_register::changes::import(&mirror.snapshot(), thief, &known).unwrap_err();
+        assert!(err.to_string().contains("belongs to HER-id"), "{err}");
 
         // A truncated export is refused whole.
         let truncated: String = a.text.lines().take(3).map(|l| format!("{l}\n")).collect();
