@@ -294,7 +294,7 @@ const SEARCH_PARAMS: &[&str] = &[
         ("page" = Option<usize>, Query, description = "From 1"),
         ("pageSize" = Option<usize>, Query, description = "1 to 500, default 50"),
     ),
-    responses((status = 200, body = SearchResult), (status = 400, body = Problem)),
+    responses((status = 200, body = SearchResult), (status = 400, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn search(
     State(state): State<AppState>,
@@ -465,7 +465,7 @@ fn details_of(snapshot: &Snapshot, p: &Party, now: DateTime<Utc>) -> PartyDetail
 
 #[utoipa::path(get, path = "/parties/{herId}", tag = "parties",
     params(("herId" = String, Path)),
-    responses((status = 200, body = PartyDetails), (status = 400, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = PartyDetails), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn details(
     State(state): State<AppState>,
@@ -535,7 +535,7 @@ fn certificate_for(
 #[utoipa::path(get, path = "/parties/{herId}/certificate-for-encryption", tag = "certificates",
     description = "The certificate to encrypt messages to the party with: its own, or inherited. 404 when there is none, or when the one in use is not valid now (revoked, expired, not yet valid): the detail says which.",
     params(("herId" = String, Path)),
-    responses((status = 200, body = CertificateWithDer), (status = 404, body = Problem)),
+    responses((status = 200, body = CertificateWithDer), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn certificate_for_encryption(
     State(state): State<AppState>,
@@ -547,7 +547,7 @@ async fn certificate_for_encryption(
 
 #[utoipa::path(get, path = "/parties/{herId}/certificate-for-signature-validation", tag = "certificates",
     params(("herId" = String, Path)),
-    responses((status = 200, body = CertificateWithDer), (status = 404, body = Problem)),
+    responses((status = 200, body = CertificateWithDer), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn certificate_for_signature(
     State(state): State<AppState>,
@@ -560,7 +560,7 @@ async fn certificate_for_signature(
 #[utoipa::path(get, path = "/parties/{herId}/certificates", tag = "certificates",
     description = "Every certificate the party has held, with DER: old signatures and messages stay verifiable after a rotation.",
     params(("herId" = String, Path)),
-    responses((status = 200, body = Vec<StoredCertificate>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<StoredCertificate>), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn certificates(
     State(state): State<AppState>,
@@ -574,7 +574,7 @@ async fn certificates(
 
 #[utoipa::path(get, path = "/parties/{herId}/cpp", tag = "cpp",
     params(("herId" = String, Path)),
-    responses((status = 200, body = Vec<Process>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<Process>), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn cpp(
     State(state): State<AppState>,
@@ -589,7 +589,7 @@ async fn cpp(
 #[utoipa::path(get, path = "/cpa", tag = "cpp",
     description = "The agreement for messages from one party to another: each process the sender sends and the receiver receives, at the highest version both list.",
     params(("from" = String, Query, description = "Sender HER-id"), ("to" = String, Query, description = "Receiver HER-id")),
-    responses((status = 200, body = Agreement), (status = 400, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = Agreement), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn cpa(
     State(state): State<AppState>,
@@ -618,7 +618,7 @@ pub struct Event<'a> {
     pub event_id: i64,
     pub at: DateTime<Utc>,
     #[schema(value_type = String)]
-    pub her_id: i64,
+    pub her_id: HerId,
     /// created, updated, certificateAdded, certificateRevoked, cppUpdated or imported.
     pub change: &'a str,
     /// The HelseID client (and its organisation) that made it.
@@ -638,7 +638,7 @@ pub struct EventPage<'a> {
 #[utoipa::path(get, path = "/events", tag = "mirror",
     description = "Every change, in order, exactly once. Start from an export's asOfEventId.",
     params(("afterEventId" = i64, Query), ("limit" = Option<i64>, Query, description = "1 to 10000, default 1000")),
-    responses((status = 200, body = EventPage), (status = 400, body = Problem)),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/read"])))]
 async fn events(
     State(state): State<AppState>,
@@ -655,13 +655,19 @@ async fn events(
     let stored = storage::events_after(state.register.store(), after, limit).await?;
     let mut events = Vec::with_capacity(stored.len());
     for e in &stored {
-        let party: &RawValue = serde_json::from_str(&e.document).map_err(|err| {
-            helsenett_store::StoreError::Corrupt(format!("register_event {} document: {err}", e.id))
-        })?;
+        let corrupt = |what: String| {
+            helsenett_store::StoreError::Corrupt(format!("register_event {}: {what}", e.id))
+        };
+        let party: &RawValue =
+            serde_json::from_str(&e.document).map_err(|err| corrupt(format!("document: {err}")))?;
+        let her_id = u32::try_from(e.her_id)
+            .ok()
+            .and_then(|h| HerId::new(h).ok())
+            .ok_or_else(|| corrupt(format!("{} is not a HER-id", e.her_id)))?;
         events.push(Event {
             event_id: e.id,
             at: DateTime::from_timestamp_millis(e.at).unwrap_or_default(),
-            her_id: e.her_id,
+            her_id,
             change: &e.change,
             actor: &e.actor,
             party,
@@ -732,7 +738,7 @@ async fn one_change(
 
 #[utoipa::path(post, path = "/organisations", tag = "parties",
     request_body = NewOrganisation,
-    responses((status = 201, body = PartyDetails), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
+    responses((status = 201, body = PartyDetails), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/admin"])))]
 async fn create_organisation(
     State(state): State<AppState>,
@@ -750,7 +756,7 @@ async fn create_organisation(
 #[utoipa::path(post, path = "/parties", tag = "parties",
     description = "A department, service or person under a party of the caller's organisation.",
     request_body = NewParty,
-    responses((status = 201, body = PartyDetails), (status = 400, body = Problem), (status = 403, body = Problem)),
+    responses((status = 201, body = PartyDetails), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/write"])))]
 async fn create_party(
     State(state): State<AppState>,
@@ -768,7 +774,7 @@ async fn create_party(
 #[utoipa::path(patch, path = "/parties/{herId}", tag = "parties",
     params(("herId" = String, Path)),
     request_body = PartyUpdate,
-    responses((status = 200, body = PartyDetails), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = PartyDetails), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/write"])))]
 async fn update_party(
     State(state): State<AppState>,
@@ -801,7 +807,7 @@ pub struct CertificateUpload {
     description = "Adds a certificate to the party; it becomes the one in use for its purpose. It must chain to a trust anchor, be valid now, be RSA of at least 2048 bits, carry the key usage its purpose needs, and name the party's organisasjonsnummer.",
     params(("herId" = String, Path)),
     request_body = CertificateUpload,
-    responses((status = 201, body = PartyDetails), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = PartyDetails), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/write"])))]
 async fn add_certificate(
     State(state): State<AppState>,
@@ -834,7 +840,7 @@ async fn add_certificate(
 
 #[utoipa::path(post, path = "/parties/{herId}/certificates/{fingerprint}/revocation", tag = "certificates",
     params(("herId" = String, Path), ("fingerprint" = String, Path, description = "SHA-256 of the DER, hex")),
-    responses((status = 200, body = PartyDetails), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = PartyDetails), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/write"])))]
 async fn revoke_certificate(
     State(state): State<AppState>,
@@ -859,7 +865,7 @@ pub struct CppUpdate {
 #[utoipa::path(put, path = "/parties/{herId}/cpp", tag = "cpp",
     params(("herId" = String, Path)),
     request_body = CppUpdate,
-    responses((status = 200, body = PartyDetails), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = PartyDetails), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("helseid" = ["nhn:adresseregisteret/write"])))]
 async fn set_cpp(
     State(state): State<AppState>,
