@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::{Arc, Mutex},
@@ -30,10 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
-use crate::{
-    http::{self, Connection, Reply, Target},
-    jose::{self, Es256Key, PrivateJwk},
-};
+use helsenett_client::jose::{self, Es256Key};
+pub(crate) use helsenett_client::{SystemClient as Client, load_clients};
+
+use crate::http::{self, Connection, Reply, Target};
 
 pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of a client assertion: HelseID accepts at most 60 s.
@@ -87,18 +87,6 @@ pub struct Args {
     /// Exit non-zero when more requests than this failed.
     #[arg(long, default_value_t = 0)]
     max_errors: u64,
-}
-
-#[derive(Deserialize)]
-struct ClientLine {
-    client_id: String,
-    private_jwk: PrivateJwk,
-}
-
-pub(crate) struct Client {
-    pub(crate) id: String,
-    pub(crate) kid: Option<String>,
-    pub(crate) key: Es256Key,
 }
 
 /// What every worker needs to sign a request again.
@@ -509,31 +497,6 @@ async fn discover(issuer: &str) -> Result<(String, String, Url)> {
         );
     }
     Ok((d.issuer, d.token_endpoint, url))
-}
-
-pub(crate) fn load_clients(path: &Path, max: usize) -> Result<Vec<Client>> {
-    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut clients = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        if clients.len() == max {
-            break;
-        }
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{} line {}", path.display(), n + 1);
-        let c: ClientLine = serde_json::from_str(&line).with_context(at)?;
-        clients.push(Client {
-            key: Es256Key::from_jwk(&c.private_jwk).with_context(at)?,
-            kid: c.private_jwk.kid,
-            id: c.client_id,
-        });
-    }
-    if clients.is_empty() {
-        bail!("{} has no clients", path.display());
-    }
-    Ok(clients)
 }
 
 /// The loader's runtime: one thread drives everything on the current thread.

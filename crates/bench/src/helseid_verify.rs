@@ -33,12 +33,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::{
-    helseid_tokens::{
-        self, ASSERTION_SECONDS, ASSERTION_TYPE, Client, ErrorResponse, Latency, MAX_NONCE_RETRIES,
-        Stats, TokenResponse, cpu_seconds,
-    },
-    jose::{self, Es256Key},
+use helsenett_client::jose::{self, Es256Key};
+
+use crate::helseid_tokens::{
+    self, ASSERTION_SECONDS, ASSERTION_TYPE, Client, ErrorResponse, Latency, MAX_NONCE_RETRIES,
+    Stats, TokenResponse, cpu_seconds,
 };
 
 /// The node's public URL: nothing is sent there, it only names the issuer and `htu`.

@@ -12,7 +12,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod helseid_tokens;
 mod helseid_verify;
 mod http;
-mod jose;
 mod register_http;
 mod register_lookup;
 

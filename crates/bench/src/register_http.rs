@@ -14,13 +14,14 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use helsenett_client::jose;
+
 use crate::{
     helseid_tokens::{
         ASSERTION_SECONDS, Latency, Stats, TokenResponse, cpu_seconds, emit_json, load_clients,
         loader_runtime, now,
     },
     http::{self, Connection, Target},
-    jose,
 };
 
 #[derive(clap::Args)]

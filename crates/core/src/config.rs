@@ -31,6 +31,33 @@ pub struct Config {
     /// listen address over plain HTTP.
     pub public_url: Option<String>,
     pub helseid: HelseIdConfig,
+    pub exchange: ExchangeConfig,
+}
+
+/// The `[exchange]` table: the message exchange's delivery guarantee.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExchangeConfig {
+    /// A message not marked read this long after it arrived is re-delivered (NHN: 12 hours).
+    pub redelivery_seconds: u64,
+    /// Re-deliveries before the exchange gives up and sends the sender a non-delivery notice.
+    pub redelivery_attempts: u32,
+    /// A message read but not answered with an AppRec this long after it was read raises a
+    /// non-delivery notice, when the CPA says the receiver returns AppRecs.
+    pub apprec_deadline_seconds: u64,
+    /// How often each node looks for deliveries that fell due.
+    pub watch_seconds: u64,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        Self {
+            redelivery_seconds: 12 * 3600,
+            redelivery_attempts: 5,
+            apprec_deadline_seconds: 24 * 3600,
+            watch_seconds: 60,
+        }
+    }
 }
 
 /// The `[helseid]` table.
@@ -85,6 +112,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             public_url: None,
             helseid: HelseIdConfig::default(),
+            exchange: ExchangeConfig::default(),
         }
     }
 }

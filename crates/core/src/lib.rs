@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod id;
+pub mod json;
 pub mod problem;
 pub mod time;
 

@@ -14,6 +14,11 @@ pub const MSH: Api = Api {
     name: "Meldingstjener (message exchange)",
     scopes: &["nhn:msh/api"],
 };
+pub const MELDINGSTELLER: Api = Api {
+    audience: "nhn:meldingsteller",
+    name: "Meldingsteller (message counts for operators)",
+    scopes: &["nhn:meldingsteller/read"],
+};
 pub const ADRESSEREGISTERET: Api = Api {
     audience: "nhn:adresseregisteret",
     name: "Adresseregisteret (address register)",
@@ -62,6 +67,7 @@ pub const PROVESVAR: Api = Api {
 
 pub const APIS: &[&Api] = &[
     &MSH,
+    &MELDINGSTELLER,
     &ADRESSEREGISTERET,
     &PERSONTJENESTEN,
     &HPR,
@@ -72,7 +78,7 @@ pub const APIS: &[&Api] = &[
 ];
 
 /// Scopes no member organisation gets by default: operating the network.
-pub const ADMIN_SCOPES: &[&str] = &["nhn:adresseregisteret/admin"];
+pub const ADMIN_SCOPES: &[&str] = &["nhn:adresseregisteret/admin", "nhn:meldingsteller/read"];
 
 pub const OPENID: &str = "openid";
 pub const SCOPE_PID: &str = "helseid://scopes/identity/pid";

@@ -163,16 +163,7 @@ fn her_id_param(text: &str) -> Result<HerId, RegisterError> {
 
 /// A JSON body; an error names the field it is in (`cpp[0].versions[1]`), or `body`.
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, RegisterError> {
-    let mut json = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let field = match e.path().to_string() {
-            path if path == "." => "body".to_owned(),
-            path => path,
-        };
-        RegisterError::invalid(field, e.into_inner())
-    })?;
-    json.end().map_err(|e| RegisterError::invalid("body", e))?;
-    Ok(value)
+    helsenett_core::json::from_body(bytes).map_err(|e| RegisterError::invalid(e.field, e.reason))
 }
 
 /// A query string's parameters, refusing any not in `known` (a misspelt filter must not

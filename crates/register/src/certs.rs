@@ -51,6 +51,11 @@ impl TrustAnchors {
             count,
         })
     }
+
+    /// The anchors as OpenSSL verifies against them (a signature on a sealed payload, say).
+    pub fn x509_store(&self) -> &openssl::x509::store::X509StoreRef {
+        &self.store
+    }
 }
 
 /// Checks `certificate` (PEM, or DER in base64) for `usage` by a party of `owner`: it must be

@@ -1,4 +1,4 @@
-//! ES256 JWS as the loader needs it: client assertions (RFC 7523) and DPoP proofs (RFC 9449).
+//! ES256 JWS as a client needs it: client assertions (RFC 7523) and DPoP proofs (RFC 9449).
 
 use anyhow::{Context, Result, bail};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

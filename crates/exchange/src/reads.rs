@@ -1,0 +1,183 @@
+//! What the API reads: mailboxes, messages and their delivery states. Reads go to the pool, not
+//! through the writer; a message is visible as soon as its 201 was sent.
+
+use helsenett_core::HerId;
+use helsenett_store::{Store, with_pool};
+
+use crate::{apprec::AppRecError, error::ExchangeError};
+
+/// A message as stored, without its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub id: String,
+    pub sender: HerId,
+    pub document_id: String,
+    pub gen_date: String,
+    pub is_apprec: bool,
+    pub content_type: String,
+    pub message_type: String,
+}
+
+/// One receiver's delivery of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub receiver: HerId,
+    pub transport_state: String,
+    pub apprec_status: Option<u8>,
+    pub apprec_errors: Vec<AppRecError>,
+}
+
+/// A message and who it went to.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub message: MessageRow,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+pub(crate) fn her_id(value: i64) -> Result<HerId, ExchangeError> {
+    u32::try_from(value)
+        .ok()
+        .and_then(|v| HerId::new(v).ok())
+        .ok_or_else(|| {
+            ExchangeError::Store(helsenett_store::StoreError::Corrupt(format!(
+                "{value} is stored as a HER-id"
+            )))
+        })
+}
+
+type MessageTuple = (String, i64, String, String, bool, String, String);
+type DeliveryTuple = (i64, String, Option<i16>, Option<String>);
+
+/// The message `id` with its deliveries; `None` if there is none.
+pub async fn find(store: &Store, id: &str) -> Result<Option<Found>, ExchangeError> {
+    let (message, deliveries): (Option<MessageTuple>, Vec<DeliveryTuple>) = with_pool!(store, pool => {
+        let message = sqlx::query_as(
+            "SELECT id, sender_her_id, document_id, gen_date, is_apprec, content_type, message_type \
+             FROM message WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        let deliveries = sqlx::query_as(
+            "SELECT receiver_her_id, transport_state, apprec_status, apprec_errors FROM delivery \
+             WHERE message_id = $1 ORDER BY receiver_her_id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+        (message, deliveries)
+    });
+    let Some((id, sender, document_id, gen_date, is_apprec, content_type, message_type)) = message
+    else {
+        return Ok(None);
+    };
+    let deliveries = deliveries
+        .into_iter()
+        .map(|(receiver, transport_state, status, errors)| {
+            Ok(DeliveryRow {
+                receiver: her_id(receiver)?,
+                transport_state,
+                apprec_status: status.and_then(|s| u8::try_from(s).ok()),
+                apprec_errors: match errors {
+                    Some(json) => serde_json::from_str(&json).map_err(|e| {
+                        helsenett_store::StoreError::Corrupt(format!("apprec_errors: {e}"))
+                    })?,
+                    None => Vec::new(),
+                },
+            })
+        })
+        .collect::<Result<_, ExchangeError>>()?;
+    Ok(Some(Found {
+        message: MessageRow {
+            id,
+            sender: her_id(sender)?,
+            document_id,
+            gen_date,
+            is_apprec,
+            content_type,
+            message_type,
+        },
+        deliveries,
+    }))
+}
+
+/// The stored document of message `id`.
+pub async fn document(store: &Store, id: &str) -> Result<Option<Vec<u8>>, ExchangeError> {
+    Ok(with_pool!(store, pool => {
+        sqlx::query_scalar("SELECT document FROM message WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
+/// A mailbox query.
+#[derive(Debug, Clone)]
+pub struct Unread<'a> {
+    pub receivers: &'a [HerId],
+    pub sender: Option<HerId>,
+    pub document_id: Option<&'a str>,
+    pub limit: u32,
+    pub descending: bool,
+}
+
+/// One entry of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub receiver: HerId,
+    pub message: MessageRow,
+}
+
+/// The unread messages of `query.receivers`, by GenDate (then id, so paging is stable).
+pub async fn unread(store: &Store, query: &Unread<'_>) -> Result<Vec<Entry>, ExchangeError> {
+    let placeholders = (0..query.receivers.len())
+        .map(|i| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order = if query.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT d.receiver_her_id, m.id, m.sender_her_id, m.document_id, m.gen_date, m.is_apprec, \
+         m.content_type, m.message_type FROM delivery d JOIN message m ON m.id = d.message_id \
+         WHERE d.read_at IS NULL AND d.receiver_her_id IN ({placeholders}) \
+         AND ($1 IS NULL OR m.sender_her_id = $1) AND ($2 IS NULL OR m.document_id = $2) \
+         ORDER BY d.gen_at {order}, d.message_id {order} LIMIT $3"
+    );
+    let sender = query.sender.map(|h| i64::from(h.get()));
+    let rows: Vec<(i64, String, i64, String, String, bool, String, String)> = with_pool!(store, pool => {
+        let mut q = sqlx::query_as(&sql)
+            .bind(sender)
+            .bind(query.document_id)
+            .bind(i64::from(query.limit));
+        for receiver in query.receivers {
+            q = q.bind(i64::from(receiver.get()));
+        }
+        q.fetch_all(pool).await?
+    });
+    rows.into_iter()
+        .map(
+            |(
+                receiver,
+                id,
+                sender,
+                document_id,
+                gen_date,
+                is_apprec,
+                content_type,
+                message_type,
+            )| {
+                Ok(Entry {
+                    receiver: her_id(receiver)?,
+                    message: MessageRow {
+                        id,
+                        sender: her_id(sender)?,
+                        document_id,
+                        gen_date,
+                        is_apprec,
+                        content_type,
+                        message_type,
+                    },
+                })
+            },
+        )
+        .collect()
+}

@@ -1,0 +1,66 @@
+//! A synthetic party's keys, for a test lab acting as any member: the synthetic country keeps the
+//! private keys of the certificates it issued (table `synthetic_key`). A real member keeps its
+//! keys in its own EPJ and never gives them to the network.
+
+use chrono::Utc;
+use helsenett_core::HerId;
+use helsenett_register::Snapshot;
+use helsenett_store::{Store, StoreError, records::CertificateUsage, with_pool};
+use openssl::{
+    pkey::{PKey, Private},
+    x509::X509,
+};
+
+/// A certificate with its private key.
+pub struct KeyPair {
+    pub certificate: X509,
+    pub key: PKey<Private>,
+}
+
+/// What a party signs and decrypts with.
+pub struct Credentials {
+    pub signing: KeyPair,
+    pub encryption: KeyPair,
+}
+
+impl Credentials {
+    /// The keys of `her_id`'s current certificates (its own or its nearest ancestor's).
+    pub async fn of(store: &Store, snapshot: &Snapshot, her_id: HerId) -> Result<Self, StoreError> {
+        Ok(Credentials {
+            signing: pair(store, snapshot, her_id, CertificateUsage::Signing).await?,
+            encryption: pair(store, snapshot, her_id, CertificateUsage::Encryption).await?,
+        })
+    }
+}
+
+async fn pair(
+    store: &Store,
+    snapshot: &Snapshot,
+    her_id: HerId,
+    usage: CertificateUsage,
+) -> Result<KeyPair, StoreError> {
+    let found = snapshot
+        .certificate(her_id, usage, Utc::now())
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("HER-id {her_id} has no {usage:?} certificate"))
+        })?;
+    let pem: Option<String> = with_pool!(store, pool => {
+        sqlx::query_scalar(
+            "SELECT k.private_key_pem FROM certificate c JOIN synthetic_key k ON k.id = c.key_id \
+             WHERE c.fingerprint = $1",
+        )
+        .bind(&found.certificate.fingerprint)
+        .fetch_optional(pool)
+        .await?
+    });
+    let pem = pem.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "HER-id {her_id}'s {usage:?} certificate has no synthetic key: it is not a synthetic party"
+        ))
+    })?;
+    let bad = |e: openssl::error::ErrorStack| StoreError::Corrupt(format!("synthetic key: {e}"));
+    Ok(KeyPair {
+        certificate: X509::from_der(&found.certificate.der).map_err(bad)?,
+        key: PKey::private_key_from_pem(pem.as_bytes()).map_err(bad)?,
+    })
+}
