@@ -499,6 +499,51 @@ async fn discover(issuer: &str) -> Result<(String, String, Url)> {
     Ok((d.issuer, d.token_endpoint, url))
 }
 
+/// A bearer token for `scope` from the issuer's token endpoint, for a client that may take one.
+pub(crate) async fn bearer_token(issuer: &str, client: &Client, scope: &str) -> Result<String> {
+    let token_url = Url::parse(&format!("{issuer}/connect/token"))?;
+    let mut header = json!({ "alg": "ES256", "typ": "JWT" });
+    if let Some(kid) = &client.kid {
+        header["kid"] = kid.as_str().into();
+    }
+    let claims = json!({ "iss": client.id, "sub": client.id, "aud": issuer, "iat": now(),
+                         "exp": now() + ASSERTION_SECONDS, "jti": jose::jti() });
+    let assertion = client.key.sign(&header, &claims)?;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+            ("scope", scope),
+        ])
+        .finish();
+    let mut connection = Connection::open(Target::resolve(&token_url).await?).await?;
+    let form = (
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    let reply = connection
+        .send(
+            &Method::POST,
+            &http::path_of(&token_url),
+            &[form],
+            &Bytes::from(body),
+        )
+        .await?;
+    if reply.status != StatusCode::OK {
+        bail!(
+            "the token endpoint answered {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let token: TokenResponse = serde_json::from_slice(&reply.body)?;
+    Ok(token.access_token)
+}
+
 /// The loader's runtime: one thread drives everything on the current thread.
 pub(crate) fn loader_runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     Ok(if threads == 1 {

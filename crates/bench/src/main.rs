@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod exchange_http;
 mod helseid_tokens;
 mod helseid_verify;
 mod http;
@@ -40,6 +41,9 @@ enum Command {
     RegisterLookup(register_lookup::Args),
     /// The address register over HTTP: party look-ups by HER-id with a bearer token.
     RegisterHttp(register_http::Args),
+    /// The message exchange over HTTP, end to end: sealed messages submitted, fetched, read
+    /// and answered with AppRecs.
+    ExchangeHttp(exchange_http::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::HelseidVerify(args) => helseid_verify::run(args),
         Command::RegisterLookup(args) => register_lookup::run(args),
         Command::RegisterHttp(args) => register_http::run(args),
+        Command::ExchangeHttp(args) => exchange_http::run(args),
     };
     match result {
         Ok(code) => code,

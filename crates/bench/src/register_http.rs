@@ -14,12 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use helsenett_client::jose;
-
 use crate::{
     helseid_tokens::{
-        ASSERTION_SECONDS, Latency, Stats, TokenResponse, cpu_seconds, emit_json, load_clients,
-        loader_runtime, now,
+        Latency, Stats, bearer_token, cpu_seconds, emit_json, load_clients, loader_runtime,
     },
     http::{self, Connection, Target},
 };
@@ -63,52 +60,6 @@ struct ExportHeader {
 #[serde(rename_all = "camelCase")]
 struct ExportLine {
     her_id: String,
-}
-
-/// A bearer token for the register from the issuer's token endpoint.
-async fn bearer_token(issuer: &str, client_file: &std::path::Path) -> Result<String> {
-    let client = load_clients(client_file, 1)?.remove(0);
-    let token_url = Url::parse(&format!("{issuer}/connect/token"))?;
-    let mut header = json!({ "alg": "ES256", "typ": "JWT" });
-    if let Some(kid) = &client.kid {
-        header["kid"] = kid.as_str().into();
-    }
-    let claims = json!({ "iss": client.id, "sub": client.id, "aud": issuer, "iat": now(),
-                         "exp": now() + ASSERTION_SECONDS, "jti": jose::jti() });
-    let assertion = client.key.sign(&header, &claims)?;
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &assertion),
-            ("scope", "nhn:adresseregisteret/read"),
-        ])
-        .finish();
-    let mut connection = Connection::open(Target::resolve(&token_url).await?).await?;
-    let form = (
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
-    let reply = connection
-        .send(
-            &Method::POST,
-            &http::path_of(&token_url),
-            &[form],
-            &Bytes::from(body),
-        )
-        .await?;
-    if reply.status != StatusCode::OK {
-        bail!(
-            "the token endpoint answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.body)
-        );
-    }
-    let token: TokenResponse = serde_json::from_slice(&reply.body)?;
-    Ok(token.access_token)
 }
 
 /// One worker: `count` look-ups of HER-ids picked from `her_ids` by a seeded walk.
@@ -161,7 +112,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .context("the issuer must end in /helseid")?
         .to_owned();
     runtime.block_on(async {
-        let token = bearer_token(&issuer, &args.client).await?;
+        let client = load_clients(&args.client, 1)?.remove(0);
+        let token = bearer_token(&issuer, &client, "nhn:adresseregisteret/read").await?;
         let auth = (
             header::AUTHORIZATION,
             HeaderValue::try_from(format!("Bearer {token}"))?,

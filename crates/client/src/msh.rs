@@ -1,14 +1,14 @@
 //! The MSH API v2 from an EPJ system's side: every call with a DPoP-bound HelseID token and
 //! the headers NHN's API requires.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::helseid::Tokens;
+use crate::{api::Api, helseid::Tokens};
 
 /// A message in a mailbox, with its metadata.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,71 +21,17 @@ pub struct Listed {
     pub is_app_rec: Option<bool>,
 }
 
-pub struct Msh {
-    http: reqwest::Client,
-    /// The API's root, ending in `/msh/`.
-    base: Url,
-    tokens: Tokens,
-    source_system: String,
-}
+pub struct Msh(Api);
 
 impl Msh {
-    /// A client of the MSH API at `base` (e.g. `http://127.0.0.1:8080/msh/`).
+    /// A client of the MSH API at `base` (e.g. `http://127.0.0.1:8080/msh/`), as the system
+    /// `source_system` (name and version).
     pub fn new(http: reqwest::Client, base: Url, tokens: Tokens, source_system: &str) -> Self {
-        Msh {
-            http,
-            base,
-            tokens,
-            source_system: source_system.to_owned(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(StatusCode, Vec<u8>)> {
-        let url = self.base.join(path)?;
-        let token = self.tokens.access_token().await?;
-        let proof = self.tokens.proof(method.as_str(), &url, &token)?;
-        let mut request = self
-            .http
-            .request(method.clone(), url.clone())
-            .header("authorization", format!("DPoP {token}"))
-            .header("dpop", proof)
-            .header("api-version", "2")
-            .header("nhn-source-system", &self.source_system);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let bytes = response.bytes().await?.to_vec();
-        if !status.is_success() {
-            let detail = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .map(|v| {
-                    let mut text = v["error"]
-                        .as_str()
-                        .or(v["detail"].as_str())
-                        .unwrap_or("")
-                        .to_owned();
-                    if let Some(list) = v["validationErrors"].as_array() {
-                        for e in list {
-                            text.push_str("\n  ");
-                            text.push_str(e.as_str().unwrap_or_default());
-                        }
-                    }
-                    text
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            bail!("{method} {url}: HTTP {}: {detail}", status.as_u16());
-        }
-        Ok((status, bytes))
+        let headers = vec![
+            ("api-version", "2".to_owned()),
+            ("nhn-source-system", source_system.to_owned()),
+        ];
+        Msh(Api::new(http, base, tokens, headers))
     }
 
     /// Submits a business document; the message id.
@@ -95,27 +41,32 @@ impl Msh {
             "contentType": "application/xml",
             "contentTransferEncoding": "base64",
         });
-        let (_, bytes) = self.call(Method::POST, "Messages", Some(body)).await?;
+        let bytes = self.0.call(Method::POST, "Messages", Some(body)).await?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 
     /// Up to `count` unread messages of `receivers`, oldest first.
     pub async fn unread(&self, receivers: &[u32], count: u32) -> Result<Vec<Listed>> {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for receiver in receivers {
-            query.append_pair("ReceiverHerIds", &receiver.to_string());
-        }
-        query.append_pair("IncludeMetadata", "true");
-        query.append_pair("MessagesToFetch", &count.to_string());
-        let (_, bytes) = self
-            .call(Method::GET, &format!("Messages?{}", query.finish()), None)
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for receiver in receivers {
+                query.append_pair("ReceiverHerIds", &receiver.to_string());
+            }
+            query.append_pair("IncludeMetadata", "true");
+            query.append_pair("MessagesToFetch", &count.to_string());
+            query.finish()
+        };
+        let bytes = self
+            .0
+            .call(Method::GET, &format!("Messages?{query}"), None)
             .await?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 
     /// The business document of message `id`.
     pub async fn business_document(&self, id: &str) -> Result<Vec<u8>> {
-        let (_, bytes) = self
+        let bytes = self
+            .0
             .call(
                 Method::GET,
                 &format!("Messages/{id}/business-document"),
@@ -130,7 +81,8 @@ impl Msh {
     }
 
     pub async fn mark_read(&self, id: &str, her_id: u32) -> Result<()> {
-        self.call(Method::PUT, &format!("Messages/{id}/read/{her_id}"), None)
+        self.0
+            .call(Method::PUT, &format!("Messages/{id}/read/{her_id}"), None)
             .await?;
         Ok(())
     }
@@ -144,7 +96,8 @@ impl Msh {
         errors: &[Value],
     ) -> Result<String> {
         let body = json!({"appRecStatus": status, "appRecErrorList": errors});
-        let (_, bytes) = self
+        let bytes = self
+            .0
             .call(
                 Method::POST,
                 &format!("Messages/{id}/apprec/{her_id}"),
@@ -156,7 +109,8 @@ impl Msh {
 
     /// Per receiver: transport state and AppRec status.
     pub async fn status(&self, id: &str) -> Result<Value> {
-        let (_, bytes) = self
+        let bytes = self
+            .0
             .call(Method::GET, &format!("Messages/{id}/status"), None)
             .await?;
         Ok(serde_json::from_slice(&bytes)?)
@@ -164,7 +118,8 @@ impl Msh {
 
     /// Per receiver: the AppRec's status and errors.
     pub async fn apprec_info(&self, id: &str) -> Result<Value> {
-        let (_, bytes) = self
+        let bytes = self
+            .0
             .call(Method::GET, &format!("Messages/{id}/apprec"), None)
             .await?;
         Ok(serde_json::from_slice(&bytes)?)

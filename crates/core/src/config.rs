@@ -105,8 +105,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("helsenett-data"),
             database_url: None,
-            // MsgHead documents with attachments (images, PDFs) are the largest bodies.
-            max_request_bytes: 32 * 1024 * 1024,
+            // MsgHead documents with attachments (images, PDFs) are the largest bodies; NHN's
+            // MSH API takes requests up to 35 MB.
+            max_request_bytes: 35 * 1024 * 1024,
             request_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
             log_format: LogFormat::Json,

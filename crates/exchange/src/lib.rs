@@ -338,8 +338,8 @@ fn receipt_version(
     AppRecVersion::from_cpa(receipt.major, receipt.minor)
 }
 
-/// A party as an AppRec names it: a unit under its parent institution.
-fn named(snapshot: &helsenett_register::Snapshot, her_id: HerId) -> Option<Named> {
+/// A party as a MsgHead or AppRec names it: a unit under its parent institution.
+pub fn named(snapshot: &helsenett_register::Snapshot, her_id: HerId) -> Option<Named> {
     let party: &Party = snapshot.party(her_id)?;
     let unit = (party.her_id, party.name.clone());
     Some(match party.parent_her_id.and_then(|p| snapshot.party(p)) {

@@ -2,14 +2,23 @@
 //! private keys of the certificates it issued (table `synthetic_key`). A real member keeps its
 //! keys in its own EPJ and never gives them to the network.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use helsenett_core::HerId;
 use helsenett_register::Snapshot;
-use helsenett_store::{Store, StoreError, records::CertificateUsage, with_pool};
+use helsenett_store::{
+    Store, StoreError,
+    records::{CertificateUsage, PartyKind},
+    with_pool,
+};
 use openssl::{
     pkey::{PKey, Private},
     x509::X509,
 };
+
+/// The message type of dialogue messages between health personnel.
+pub const DIALOG: &str = "DIALOG_HELSEFAGLIG";
 
 /// A certificate with its private key.
 pub struct KeyPair {
@@ -63,4 +72,50 @@ async fn pair(
         certificate: X509::from_der(&found.certificate.der).map_err(bad)?,
         key: PKey::private_key_from_pem(pem.as_bytes()).map_err(bad)?,
     })
+}
+
+/// Up to `want` sender-receiver pairs for dialogue messages (DIALOG_HELSEFAGLIG): parties of
+/// different organisations, with synthetic keys, whose CPA agrees on the message and an AppRec
+/// back. Each party is in one pair at most.
+pub async fn dialogue_pairs(
+    store: &Store,
+    snapshot: &Snapshot,
+    want: usize,
+) -> Result<Vec<(HerId, HerId)>, StoreError> {
+    let today = Utc::now().date_naive();
+    let mut candidates = Vec::new();
+    for party in snapshot.parties() {
+        if matches!(party.kind, PartyKind::Department | PartyKind::Person)
+            && party.is_addressable(today)
+            && Credentials::of(store, snapshot, party.her_id).await.is_ok()
+        {
+            candidates.push(party);
+        }
+    }
+    let agree = |a: HerId, b: HerId| {
+        snapshot.agreement(a, b).is_ok_and(|agreement| {
+            agreement
+                .processes
+                .iter()
+                .any(|p| p.message_type == DIALOG && p.receipt.is_some())
+        })
+    };
+    let mut used = HashSet::new();
+    let mut pairs = Vec::new();
+    for a in &candidates {
+        if pairs.len() == want {
+            break;
+        }
+        if used.contains(&a.her_id) {
+            continue;
+        }
+        let partner = candidates
+            .iter()
+            .find(|b| b.orgnr != a.orgnr && !used.contains(&b.her_id) && agree(a.her_id, b.her_id));
+        if let Some(b) = partner {
+            used.extend([a.her_id, b.her_id]);
+            pairs.push((a.her_id, b.her_id));
+        }
+    }
+    Ok(pairs)
 }

@@ -9,18 +9,17 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{NaiveDate, Utc};
-use helsenett_core::{HerId, Organisasjonsnummer};
+use helsenett_core::HerId;
 use helsenett_exchange::{
-    Exchange, Settings,
-    apprec::Named,
-    cms,
+    Exchange, Settings, cms,
     envelope::{Envelope, Outgoing},
-    synthetic::Credentials,
+    named,
+    synthetic::{Credentials, DIALOG, dialogue_pairs},
     xml,
 };
 use helsenett_helseid::{HelseId, testing::TestClient};
 use helsenett_register::{Register, model::Version};
-use helsenett_store::{Store, records::PartyKind, testing::each_backend};
+use helsenett_store::{Store, testing::each_backend};
 use helsenett_synth::{Options, Plan};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
@@ -28,7 +27,6 @@ use tower::ServiceExt;
 use url::Url;
 
 const SCOPE: &str = "nhn:msh/api";
-const DIALOG: &str = "DIALOG_HELSEFAGLIG";
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
@@ -113,47 +111,6 @@ impl Node {
             text,
         }
     }
-
-    fn named(&self, her_id: HerId) -> Named {
-        let snapshot = self.register.snapshot();
-        let party = snapshot.party(her_id).unwrap();
-        let unit = (party.her_id, party.name.clone());
-        match party.parent_her_id.and_then(|p| snapshot.party(p)) {
-            Some(parent) => Named {
-                institution: (parent.her_id, parent.name.clone()),
-                department: Some(unit),
-            },
-            None => Named {
-                institution: unit,
-                department: None,
-            },
-        }
-    }
-}
-
-/// Two parties of different organisations that agree on dialogue messages with a receipt.
-fn pair(register: &Register) -> (HerId, HerId, Organisasjonsnummer, Organisasjonsnummer) {
-    let snapshot = register.snapshot();
-    let candidates: Vec<_> = snapshot
-        .parties()
-        .filter(|p| p.kind == PartyKind::Department || p.kind == PartyKind::Person)
-        .collect();
-    for a in &candidates {
-        for b in &candidates {
-            if a.orgnr == b.orgnr {
-                continue;
-            }
-            let agreement = snapshot.agreement(a.her_id, b.her_id).unwrap();
-            if agreement
-                .processes
-                .iter()
-                .any(|p| p.message_type == DIALOG && p.receipt.is_some())
-            {
-                return (a.her_id, b.her_id, a.orgnr, b.orgnr);
-            }
-        }
-    }
-    panic!("no pair agrees on {DIALOG}");
 }
 
 struct Parties {
@@ -167,10 +124,11 @@ struct Parties {
 }
 
 async fn parties(n: &Node, store: &Store) -> Parties {
-    let (sender, receiver, sender_org, receiver_org) = pair(&n.register);
-    let a = TestClient::register(store, "sender-epj", sender_org, &[SCOPE]).await;
-    let b = TestClient::register(store, "receiver-epj", receiver_org, &[SCOPE]).await;
     let snapshot = n.register.snapshot();
+    let (sender, receiver) = dialogue_pairs(store, &snapshot, 1).await.unwrap()[0];
+    let org = |h| snapshot.party(h).unwrap().orgnr;
+    let a = TestClient::register(store, "sender-epj", org(sender), &[SCOPE]).await;
+    let b = TestClient::register(store, "receiver-epj", org(receiver), &[SCOPE]).await;
     let version = snapshot
         .agreement(sender, receiver)
         .unwrap()
@@ -205,8 +163,8 @@ fn document(n: &Node, p: &Parties, msg_id: &str, receiver: HerId, version: Versi
         version,
         msg_id,
         gen_date: Utc::now(),
-        sender: &n.named(p.sender),
-        receiver: &n.named(receiver),
+        sender: &named(&n.register.snapshot(), p.sender).unwrap(),
+        receiver: &named(&n.register.snapshot(), receiver).unwrap(),
         copies: &[],
         sealed: &sealed,
     }

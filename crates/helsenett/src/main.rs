@@ -3,6 +3,7 @@
 
 mod demo;
 mod helseid;
+mod msg;
 mod register;
 mod server;
 mod synth;
@@ -64,6 +65,9 @@ enum Command {
     /// The address register: search, show, export and import.
     #[command(subcommand)]
     Register(register::Command),
+    /// Messages as a member's system sends and receives them, through a running node.
+    #[command(subcommand)]
+    Msg(msg::Command),
 }
 
 impl StoreArgs {
@@ -115,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Demo(args) => demo::run(args, config).await,
             Command::Helseid(command) => helseid::run(command, config).await,
             Command::Register(command) => register::run(command, config).await,
+            Command::Msg(command) => msg::run(command, config).await,
         }
     })
 }

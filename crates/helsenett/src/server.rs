@@ -18,6 +18,7 @@ use axum::{
     routing::get,
 };
 use helsenett_core::{Problem, config::Config};
+use helsenett_exchange::{Exchange, Settings as ExchangeSettings};
 use helsenett_helseid::HelseId;
 use helsenett_register::Register;
 use helsenett_store::{Store, StoreTarget};
@@ -54,23 +55,19 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let helseid = HelseId::start(store.clone(), crate::helseid::settings(&config, addr)?)
-        .await
-        .context("cannot start HelseID")?;
-    let register = Register::open(store.clone())
-        .await
-        .context("cannot load the address register")?;
-    let _follower = register.follow(REGISTER_FOLLOW);
+    let services = Services::start(&store, &config, addr).await?;
+    let _follower = services.register.follow(REGISTER_FOLLOW);
+    let _watch = services.exchange.watch();
     // Installed before the first request, so that every request is counted.
     telemetry::prometheus();
     metrics::gauge!(STORE_READY).set(1.0);
-    tracing::info!(%addr, backend = %store.backend(), issuer = helseid.issuer(), "helsenett is serving");
+    tracing::info!(%addr, backend = %store.backend(), issuer = services.helseid.issuer(), "helsenett is serving");
     if let Some(ready) = ready {
         let _ = ready.send(addr);
     }
     serve(
         listener,
-        router(store.clone(), &helseid, &register, &config),
+        router(store.clone(), &services, &config),
         shutdown_signal(),
         Duration::from_secs(config.shutdown_grace_seconds),
     )
@@ -109,13 +106,49 @@ async fn serve(
     }
 }
 
-pub fn router(store: Store, helseid: &HelseId, register: &Register, config: &Config) -> Router {
+/// The services one node runs over its store.
+pub struct Services {
+    pub helseid: HelseId,
+    pub register: Register,
+    pub exchange: Exchange,
+}
+
+impl Services {
+    /// Starts every service on `store`, for a node reached at `addr` (unless `config` names
+    /// its public URL).
+    pub async fn start(store: &Store, config: &Config, addr: SocketAddr) -> anyhow::Result<Self> {
+        let helseid = HelseId::start(store.clone(), crate::helseid::settings(config, addr)?)
+            .await
+            .context("cannot start HelseID")?;
+        let register = Register::open(store.clone())
+            .await
+            .context("cannot load the address register")?;
+        let exchange = Exchange::start(
+            store.clone(),
+            register.clone(),
+            ExchangeSettings::from(&config.exchange),
+        );
+        Ok(Services {
+            helseid,
+            register,
+            exchange,
+        })
+    }
+}
+
+pub fn router(store: Store, services: &Services, config: &Config) -> Router {
+    let Services {
+        helseid,
+        register,
+        exchange,
+    } = services;
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(AppState { store })
         .merge(helseid.router())
         .merge(register.router(helseid.guard(), helseid.issuer()))
+        .merge(exchange.router(helseid.guard(), helseid.issuer()))
         .fallback(not_found)
         // Innermost first: limits answer bare status codes, which the problem layer dresses,
         // and the metrics layer sees the final status.
@@ -294,14 +327,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         let config = Config::default();
-        let helseid = HelseId::start(
-            store.clone(),
-            crate::helseid::settings(&config, config.listen).unwrap(),
-        )
-        .await
-        .unwrap();
-        let register = Register::open(store.clone()).await.unwrap();
-        let app = router(store.clone(), &helseid, &register, &config);
+        let services = Services::start(&store, &config, config.listen)
+            .await
+            .unwrap();
+        let app = router(store.clone(), &services, &config);
         let health = || Request::get("/health").body(Body::empty()).unwrap();
 
         let response = app.clone().oneshot(health()).await.unwrap();

@@ -4,24 +4,14 @@
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Output, Stdio},
-    sync::{Arc, Mutex, mpsc},
-    time::Duration,
+    process::{Command, Output, Stdio},
 };
 
 use helsenett_store::testing::{fresh_schema, postgres_url};
 use serde_json::Value;
 
-fn helsenett() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_helsenett"));
-    // Tests must not pick up the developer's own configuration.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HELSENETT_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+mod support;
+use support::{Node, helsenett, synth};
 
 /// Runs a command that must fail, and returns its one-line error.
 fn fails(command: &mut Command) -> (Output, String) {
@@ -102,102 +92,9 @@ fn a_data_dir_that_is_not_usable_is_named() {
     );
 }
 
-/// A running `helsenett serve`, stopped with SIGTERM when dropped.
-struct Node {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Node {
-    fn start(store: &[&str], env: &[(&str, &str)]) -> Node {
-        let mut child = helsenett()
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(store)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start helsenett serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                    && entry["message"] == "helsenett is serving"
-                {
-                    let _ = addr_tx.send(entry["addr"].as_str().unwrap().to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!("server did not start: {}", log.lock().unwrap());
-        };
-        Node {
-            child,
-            base: format!("http://{addr}"),
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    /// Sends SIGTERM, as an orchestrator does, and returns the exit status and the log.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        // The reader ends with the process's stderr, after the last line.
-        self.reader.take().unwrap().join().unwrap();
-        let log = self.log.lock().unwrap().clone();
-        (status, log)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 fn get_json(url: &str) -> (u16, Value) {
     let response = reqwest::blocking::get(url).unwrap();
     (response.status().as_u16(), response.json().unwrap())
-}
-
-fn synth(store: &[&str]) {
-    let output = helsenett()
-        .args([
-            "synth",
-            "--size",
-            "small",
-            "--seed",
-            "9",
-            "--as-of",
-            "2026-11-22",
-        ])
-        .args(store)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(summary.contains("generated"), "{summary}");
 }
 
 /// Health, metrics, errors, limits and a clean stop, against one store.

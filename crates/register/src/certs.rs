@@ -56,6 +56,10 @@ impl TrustAnchors {
     pub fn x509_store(&self) -> &openssl::x509::store::X509StoreRef {
         &self.store
     }
+
+    pub fn into_x509_store(self) -> openssl::x509::store::X509Store {
+        self.store
+    }
 }
 
 /// Checks `certificate` (PEM, or DER in base64) for `usage` by a party of `owner`: it must be
