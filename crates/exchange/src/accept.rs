@@ -53,12 +53,26 @@ pub fn check(
             submission.content_type
         )));
     }
-    let problems = helsenett_samsvar_validate(submission.document);
     let root = xml::parse(submission.document)
         .map_err(|e| Refusal::format("T01", "/", format!("not well-formed XML: {e}")))?;
-    if !problems.is_valid() {
+    let is_msghead = match (root.ns.as_str(), root.name.as_str()) {
+        (MSGHEAD_NS, "MsgHead") => true,
+        (NS_V1_0 | NS_V1_1, "AppRec") => false,
+        _ => return Err(Refusal::format(
+            "T10",
+            format!("/{}", root.name),
+            format!(
+                "the document is neither a MsgHead v1.2 ({MSGHEAD_NS}) nor an AppRec v1.0/v1.1: \
+                 its root is {} in namespace {:?}",
+                root.name, root.ns
+            ),
+        )
+        .into()),
+    };
+    let report = helsenett_samsvar::validate(submission.document);
+    if !report.is_valid() {
         return Err(ExchangeError::Refused(
-            problems
+            report
                 .problems
                 .into_iter()
                 .map(|p| Refusal::format("T02", p.path, p.message))
@@ -84,58 +98,55 @@ pub fn check(
         answers: None,
         due_at: Some(received_at + first_due_ms),
     };
-    match (root.ns.as_str(), root.name.as_str()) {
-        (MSGHEAD_NS, "MsgHead") => {
-            let envelope = Envelope::read(&root).map_err(ExchangeError::Refused)?;
-            let sender = sending_party(snapshot, principal, envelope.sender, now)?;
-            let receivers = chosen_receivers(&envelope.receivers, submission.receivers_subset)?;
-            let seals = envelope
-                .sealed
-                .iter()
-                .enumerate()
-                .map(|(i, der)| {
-                    cms::recipients(der).map_err(|e| {
-                        Refusal::format(
-                            "S99",
-                            format!(
-                                "/MsgHead/Document[{}]/RefDoc/Content/Base64Container",
-                                i + 1
-                            ),
-                            format!("the sealed payload is not usable: {e}"),
-                        )
-                    })
+    if is_msghead {
+        let envelope = Envelope::read(&root).map_err(ExchangeError::Refused)?;
+        let sender = sending_party(snapshot, principal, envelope.sender, now)?;
+        let receivers = chosen_receivers(&envelope.receivers, submission.receivers_subset)?;
+        let seals = envelope
+            .sealed
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
+                cms::recipients(der).map_err(|e| {
+                    Refusal::format(
+                        "S99",
+                        format!(
+                            "/MsgHead/Document[{}]/RefDoc/Content/Base64Container",
+                            i + 1
+                        ),
+                        format!("the sealed payload is not usable: {e}"),
+                    )
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut deliveries = Vec::with_capacity(receivers.len());
-            for (i, receiver) in receivers.iter().enumerate() {
-                let path = if i == 0 {
-                    "/MsgHead/MsgInfo/Receiver".to_owned()
-                } else {
-                    format!("/MsgHead/MsgInfo/OtherReceiver[{i}]")
-                };
-                let party = receiving_party(snapshot, *receiver, now, &path)?;
-                let expects_apprec = agreed(snapshot, sender, party, &envelope, &path)?;
-                sealed_for(snapshot, party.her_id, &seals, now, &path)?;
-                deliveries.push(NewDelivery {
-                    receiver: *receiver,
-                    receiver_org: party.orgnr.to_string(),
-                    expects_apprec,
-                });
-            }
-            Ok(NewMessage {
-                gen_date: envelope.gen_date,
-                gen_at: envelope.gen_at.timestamp_millis(),
-                deliveries,
-                ..base(envelope.msg_id, sender, envelope.message_type)
             })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut deliveries = Vec::with_capacity(receivers.len());
+        for (i, receiver) in receivers.iter().enumerate() {
+            let path = if i == 0 {
+                "/MsgHead/MsgInfo/Receiver".to_owned()
+            } else {
+                format!("/MsgHead/MsgInfo/OtherReceiver[{i}]")
+            };
+            let party = receiving_party(snapshot, *receiver, now, &path)?;
+            let expects_apprec = agreed(snapshot, sender, party, &envelope, &path)?;
+            sealed_for(snapshot, party.her_id, &seals, now, &path)?;
+            deliveries.push(NewDelivery {
+                receiver: *receiver,
+                receiver_org: party.orgnr.to_string(),
+                expects_apprec,
+            });
         }
-        (NS_V1_0 | NS_V1_1, "AppRec") => {
-            let receipt = AppRec::read(&root)?;
-            let sender = sending_party(snapshot, principal, receipt.sender, now)?;
-            let receiver =
-                receiving_party(snapshot, receipt.receiver, now, "/AppRec/Receiver/HCP")?;
-            if !reads_apprec(receiver, receipt.version) {
-                return Err(Refusal::format(
+        Ok(NewMessage {
+            gen_date: envelope.gen_date,
+            gen_at: envelope.gen_at.timestamp_millis(),
+            deliveries,
+            ..base(envelope.msg_id, sender, envelope.message_type)
+        })
+    } else {
+        let receipt = AppRec::read(&root)?;
+        let sender = sending_party(snapshot, principal, receipt.sender, now)?;
+        let receiver = receiving_party(snapshot, receipt.receiver, now, "/AppRec/Receiver/HCP")?;
+        if !reads_apprec(receiver, receipt.version) {
+            return Err(Refusal::format(
                     "T10",
                     "/AppRec",
                     format!(
@@ -148,43 +159,33 @@ pub fn check(
                     ),
                 )
                 .into());
-            }
-            let gen_at = crate::envelope::parse_date_time(&receipt.gen_date)
-                .map(|at| at.timestamp_millis())
-                .ok_or_else(|| {
-                    Refusal::format(
-                        "T02",
-                        "/AppRec/GenDate",
-                        format!("{:?} is not an xs:dateTime", receipt.gen_date),
-                    )
-                })?;
-            Ok(NewMessage {
-                gen_date: receipt.gen_date.clone(),
-                gen_at,
-                is_apprec: true,
-                deliveries: vec![NewDelivery {
-                    receiver: receiver.her_id,
-                    receiver_org: receiver.orgnr.to_string(),
-                    expects_apprec: false,
-                }],
-                answers: Some(Answer {
-                    original_sender: receipt.receiver,
-                    original_document_id: receipt.original_id.clone(),
-                    status: receipt.status,
-                    errors: receipt.errors.clone(),
-                }),
-                ..base(receipt.id.clone(), sender, cpa::APPREC.to_owned())
-            })
         }
-        (ns, name) => Err(Refusal::format(
-            "T10",
-            format!("/{name}"),
-            format!(
-                "the document is neither a MsgHead v1.2 ({MSGHEAD_NS}) nor an AppRec v1.0/v1.1: \
-                 its root is {name} in namespace {ns:?}"
-            ),
-        )
-        .into()),
+        let gen_at = crate::envelope::parse_date_time(&receipt.gen_date)
+            .map(|at| at.timestamp_millis())
+            .ok_or_else(|| {
+                Refusal::format(
+                    "T02",
+                    "/AppRec/GenDate",
+                    format!("{:?} is not an xs:dateTime", receipt.gen_date),
+                )
+            })?;
+        Ok(NewMessage {
+            gen_date: receipt.gen_date.clone(),
+            gen_at,
+            is_apprec: true,
+            deliveries: vec![NewDelivery {
+                receiver: receiver.her_id,
+                receiver_org: receiver.orgnr.to_string(),
+                expects_apprec: false,
+            }],
+            answers: Some(Answer {
+                original_sender: receipt.receiver,
+                original_document_id: receipt.original_id.clone(),
+                status: receipt.status,
+                errors: receipt.errors.clone(),
+            }),
+            ..base(receipt.id.clone(), sender, cpa::APPREC.to_owned())
+        })
     }
 }
 
@@ -376,20 +377,4 @@ fn reads_apprec(party: &Party, version: AppRecVersion) -> bool {
                 .iter()
                 .any(|v| AppRecVersion::from_cpa(v.major, v.minor) == Some(version))
     })
-}
-// TEMPORARY until crates/samsvar lands.
-struct TmpReport {
-    problems: Vec<TmpProblem>,
-}
-struct TmpProblem {
-    path: String,
-    message: String,
-}
-impl TmpReport {
-    fn is_valid(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-fn helsenett_samsvar_validate(_: &[u8]) -> TmpReport {
-    TmpReport { problems: vec![] }
 }

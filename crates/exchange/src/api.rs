@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::{
-    AppRecError, AppRecStatus, Exchange, ExchangeError, Found, Stored, Submission, Unread,
+    AppRecError, AppRecStatus, Exchange, ExchangeError, Stored, Submission, Unread,
     counter::{self, Count, CountQuery},
     error::ErrorMessage,
+    samsvar_api,
 };
 
 pub const PREFIX: &str = "/msh";
@@ -81,8 +82,11 @@ impl Exchange {
             .route("/meldingsteller", get(meldingsteller))
             .route("/meldingsteller/all", get(meldingsteller_all))
             .fallback(not_found)
-            .with_state(state);
-        Router::new().nest(PREFIX, api)
+            .with_state(state.clone());
+        Router::new()
+            .nest(PREFIX, api)
+            .route("/validate", post(samsvar_api::validate))
+            .with_state(state)
     }
 }
 
@@ -106,7 +110,8 @@ async fn not_found(uri: axum::http::Uri) -> ExchangeError {
         post_apprec,
         mark_read,
         meldingsteller,
-        meldingsteller_all
+        meldingsteller_all,
+        samsvar_api::validate
     ),
     components(schemas(
         PostMessageRequest,
@@ -120,7 +125,9 @@ async fn not_found(uri: axum::http::Uri) -> ExchangeError {
         AppRecStatus,
         AppRecError,
         ErrorMessage,
-        Count
+        Count,
+        samsvar_api::Validation,
+        samsvar_api::ValidationProblem
     )),
     security(("helseid" = []))
 )]
@@ -140,6 +147,10 @@ pub fn openapi(issuer: &str) -> String {
             )),
         );
     doc.servers = Some(vec![utoipa::openapi::Server::new(PREFIX)]);
+    // The validator is served at the root, beside the API rather than under it.
+    if let Some(validate) = doc.paths.paths.get_mut("/validate") {
+        validate.servers = Some(vec![utoipa::openapi::Server::new("/")]);
+    }
     doc.to_pretty_json()
         .expect("the OpenAPI document serialises")
 }
@@ -483,15 +494,6 @@ async fn get_messages(
     ))
 }
 
-/// The receiver a message is shown for: the caller's own, else (for its sender) the first.
-fn viewer(found: &Found) -> HerId {
-    found
-        .deliveries
-        .first()
-        .map(|d| d.receiver)
-        .unwrap_or(found.message.sender)
-}
-
 #[utoipa::path(
     get, path = "/Messages/{id}", tag = "Messages",
     params(("id" = String, Path, format = "uuid"), ("api-version" = String, Header), ("nhn-source-system" = String, Header)),
@@ -506,8 +508,13 @@ async fn get_message(
     _: Client,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ExchangeError> {
-    let found = state.exchange.message(&auth.0, &message_id(&id)?).await?;
-    Ok(Json(MessageView::of(&found.message, viewer(&found), true)))
+    let visible = state.exchange.message(&auth.0, &message_id(&id)?).await?;
+    // Shown for the caller's own receiver, or for its sender, the first.
+    Ok(Json(MessageView::of(
+        &visible.accepted.message,
+        visible.receivers[0],
+        true,
+    )))
 }
 
 /// Business document (payload) and metadata.
@@ -533,13 +540,11 @@ async fn get_business_document(
     _: Client,
     Path(id): Path<String>,
 ) -> Result<Json<GetBusinessDocumentResponse>, ExchangeError> {
-    let (found, bytes) = state
-        .exchange
-        .document_bytes(&auth.0, &message_id(&id)?)
-        .await?;
+    let visible = state.exchange.message(&auth.0, &message_id(&id)?).await?;
+    let accepted = &visible.accepted;
     Ok(Json(GetBusinessDocumentResponse {
-        business_document: base64::engine::general_purpose::STANDARD.encode(bytes),
-        content_type: found.message.content_type,
+        business_document: base64::engine::general_purpose::STANDARD.encode(&accepted.document),
+        content_type: accepted.message.content_type.clone(),
         content_transfer_encoding: "base64".to_owned(),
     }))
 }
@@ -584,10 +589,12 @@ async fn get_status(
     _: Client,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<StatusInfo>>, ExchangeError> {
-    let found = state.exchange.message(&auth.0, &message_id(&id)?).await?;
+    let deliveries = state
+        .exchange
+        .deliveries(&auth.0, &message_id(&id)?)
+        .await?;
     Ok(Json(
-        found
-            .deliveries
+        deliveries
             .iter()
             .map(|d| StatusInfo {
                 receiver_her_id: d.receiver.get(),
@@ -621,10 +628,12 @@ async fn get_apprec_info(
     _: Client,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ApprecInfo>>, ExchangeError> {
-    let found = state.exchange.message(&auth.0, &message_id(&id)?).await?;
+    let deliveries = state
+        .exchange
+        .deliveries(&auth.0, &message_id(&id)?)
+        .await?;
     Ok(Json(
-        found
-            .deliveries
+        deliveries
             .into_iter()
             .map(|d| {
                 let status = d.apprec_status.and_then(AppRecStatus::from_code);

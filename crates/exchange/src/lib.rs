@@ -16,11 +16,13 @@
 mod accept;
 mod api;
 pub mod apprec;
+mod cache;
 pub mod cms;
 pub mod counter;
 pub mod envelope;
 mod error;
 mod reads;
+pub mod samsvar_api;
 pub mod synthetic;
 mod watch;
 mod writer;
@@ -37,13 +39,15 @@ use helsenett_store::Store;
 pub use accept::Submission;
 pub use api::{PREFIX, openapi};
 pub use apprec::{AppRecError, AppRecStatus};
+pub use cache::Accepted;
 pub use error::{ErrorMessage, ExchangeError, Refusal};
-pub use reads::{DeliveryRow, Entry, Found, MessageRow, Unread};
+pub use reads::{DeliveryRow, Entry, MessageRow, Unread};
 pub use watch::Watched;
 pub use writer::Stored;
 
 use crate::{
     apprec::{AppRecVersion, Named, NewAppRec},
+    cache::Cache,
     writer::Writer,
 };
 
@@ -79,14 +83,27 @@ struct Inner {
     store: Store,
     register: Register,
     writer: Writer,
+    cache: Arc<Cache>,
     settings: Settings,
 }
+
+/// A message and the receivers whose deliveries the caller may see.
+#[derive(Debug, Clone)]
+pub struct Visible {
+    pub accepted: Arc<Accepted>,
+    pub receivers: Vec<HerId>,
+}
+
+/// Document bytes of recent messages each node keeps in memory.
+const CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 impl Exchange {
     /// Starts this node's writer. Must be called within a tokio runtime.
     pub fn start(store: Store, register: Register, settings: Settings) -> Self {
+        let cache = Arc::new(Cache::new(CACHE_BYTES));
         Exchange(Arc::new(Inner {
-            writer: Writer::start(store.clone()),
+            writer: Writer::start(store.clone(), cache.clone()),
+            cache,
             store,
             register,
             settings,
@@ -137,36 +154,55 @@ impl Exchange {
         Ok(stored)
     }
 
-    /// The message `id` as `principal` may see it: the sender sees every delivery, a receiver
-    /// its own.
-    pub async fn message(&self, principal: &Principal, id: &str) -> Result<Found, ExchangeError> {
-        let mut found = reads::find(&self.0.store, id)
-            .await?
-            .ok_or_else(|| ExchangeError::NotFound(format!("no message has id {id}")))?;
-        if !self.owns(principal, found.message.sender) {
-            found
-                .deliveries
-                .retain(|d| self.owns(principal, d.receiver));
-            if found.deliveries.is_empty() {
-                return Err(ExchangeError::Forbidden(format!(
-                    "Not authorized to access message {id}"
-                )));
-            }
+    /// The message `id` as accepted: from this node's cache, else the store.
+    async fn accepted(&self, id: &str) -> Result<Arc<Accepted>, ExchangeError> {
+        if let Some(accepted) = self.0.cache.get(id) {
+            return Ok(accepted);
         }
-        Ok(found)
+        let accepted = Arc::new(
+            reads::accepted(&self.0.store, id)
+                .await?
+                .ok_or_else(|| ExchangeError::NotFound(format!("no message has id {id}")))?,
+        );
+        self.0.cache.insert(accepted.clone());
+        Ok(accepted)
     }
 
-    /// The stored bytes of a message the caller may see.
-    pub async fn document_bytes(
+    /// The message `id` and the receivers whose deliveries `principal` may see: its sender sees
+    /// every one, a receiver its own.
+    pub async fn message(&self, principal: &Principal, id: &str) -> Result<Visible, ExchangeError> {
+        let accepted = self.accepted(id).await?;
+        let receivers: Vec<HerId> = if self.owns(principal, accepted.message.sender) {
+            accepted.receivers.clone()
+        } else {
+            accepted
+                .receivers
+                .iter()
+                .copied()
+                .filter(|r| self.owns(principal, *r))
+                .collect()
+        };
+        if receivers.is_empty() {
+            return Err(ExchangeError::Forbidden(format!(
+                "Not authorized to access message {id}"
+            )));
+        }
+        Ok(Visible {
+            accepted,
+            receivers,
+        })
+    }
+
+    /// The delivery states of message `id` that `principal` may see.
+    pub async fn deliveries(
         &self,
         principal: &Principal,
         id: &str,
-    ) -> Result<(Found, Vec<u8>), ExchangeError> {
-        let found = self.message(principal, id).await?;
-        let bytes = reads::document(&self.0.store, id)
-            .await?
-            .ok_or_else(|| ExchangeError::NotFound(format!("no message has id {id}")))?;
-        Ok((found, bytes))
+    ) -> Result<Vec<DeliveryRow>, ExchangeError> {
+        let visible = self.message(principal, id).await?;
+        let mut deliveries = reads::deliveries(&self.0.store, id).await?;
+        deliveries.retain(|d| visible.receivers.contains(&d.receiver));
+        Ok(deliveries)
     }
 
     /// Unread messages of receivers the caller owns.
@@ -229,10 +265,8 @@ impl Exchange {
                 "Not authorized for HerId(s): {receiver}"
             )));
         }
-        let found = reads::find(&self.0.store, id)
-            .await?
-            .ok_or_else(|| ExchangeError::NotFound(format!("no message has id {id}")))?;
-        if !found.deliveries.iter().any(|d| d.receiver == receiver) {
+        let found = self.accepted(id).await?;
+        if !found.receivers.contains(&receiver) {
             return Err(ExchangeError::Forbidden(format!(
                 "HER-id {receiver} is not a receiver of message {id}"
             )));

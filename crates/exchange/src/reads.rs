@@ -4,7 +4,7 @@
 use helsenett_core::HerId;
 use helsenett_store::{Store, with_pool};
 
-use crate::{apprec::AppRecError, error::ExchangeError};
+use crate::{apprec::AppRecError, cache::Accepted, error::ExchangeError};
 
 /// A message as stored, without its document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +27,6 @@ pub struct DeliveryRow {
     pub apprec_errors: Vec<AppRecError>,
 }
 
-/// A message and who it went to.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub message: MessageRow,
-    pub deliveries: Vec<DeliveryRow>,
-}
-
 pub(crate) fn her_id(value: i64) -> Result<HerId, ExchangeError> {
     u32::try_from(value)
         .ok()
@@ -45,34 +38,76 @@ pub(crate) fn her_id(value: i64) -> Result<HerId, ExchangeError> {
         })
 }
 
-type MessageTuple = (String, i64, String, String, bool, String, String);
+type AcceptedTuple = (
+    String,
+    i64,
+    String,
+    String,
+    bool,
+    String,
+    String,
+    Vec<u8>,
+    i64,
+);
 type DeliveryTuple = (i64, String, Option<i16>, Option<String>);
 
-/// The message `id` with its deliveries; `None` if there is none.
-pub async fn find(store: &Store, id: &str) -> Result<Option<Found>, ExchangeError> {
-    let (message, deliveries): (Option<MessageTuple>, Vec<DeliveryTuple>) = with_pool!(store, pool => {
-        let message = sqlx::query_as(
-            "SELECT id, sender_her_id, document_id, gen_date, is_apprec, content_type, message_type \
-             FROM message WHERE id = $1",
+/// The message `id` as accepted, with its receivers; `None` if there is none.
+pub async fn accepted(store: &Store, id: &str) -> Result<Option<Accepted>, ExchangeError> {
+    let rows: Vec<AcceptedTuple> = with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT m.id, m.sender_her_id, m.document_id, m.gen_date, m.is_apprec, m.content_type, \
+             m.message_type, m.document, d.receiver_her_id FROM message m \
+             JOIN delivery d ON d.message_id = m.id WHERE m.id = $1 ORDER BY d.receiver_her_id",
         )
         .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        let deliveries = sqlx::query_as(
+        .fetch_all(pool)
+        .await?
+    });
+    let receivers = rows
+        .iter()
+        .map(|row| her_id(row.8))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((
+        id,
+        sender,
+        document_id,
+        gen_date,
+        is_apprec,
+        content_type,
+        message_type,
+        document,
+        _,
+    )) = rows.into_iter().next()
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Accepted {
+        message: MessageRow {
+            id,
+            sender: her_id(sender)?,
+            document_id,
+            gen_date,
+            is_apprec,
+            content_type,
+            message_type,
+        },
+        receivers,
+        document,
+    }))
+}
+
+/// The delivery states of message `id`, by receiver.
+pub async fn deliveries(store: &Store, id: &str) -> Result<Vec<DeliveryRow>, ExchangeError> {
+    let rows: Vec<DeliveryTuple> = with_pool!(store, pool => {
+        sqlx::query_as(
             "SELECT receiver_her_id, transport_state, apprec_status, apprec_errors FROM delivery \
              WHERE message_id = $1 ORDER BY receiver_her_id",
         )
         .bind(id)
         .fetch_all(pool)
-        .await?;
-        (message, deliveries)
+        .await?
     });
-    let Some((id, sender, document_id, gen_date, is_apprec, content_type, message_type)) = message
-    else {
-        return Ok(None);
-    };
-    let deliveries = deliveries
-        .into_iter()
+    rows.into_iter()
         .map(|(receiver, transport_state, status, errors)| {
             Ok(DeliveryRow {
                 receiver: her_id(receiver)?,
@@ -86,29 +121,7 @@ pub async fn find(store: &Store, id: &str) -> Result<Option<Found>, ExchangeErro
                 },
             })
         })
-        .collect::<Result<_, ExchangeError>>()?;
-    Ok(Some(Found {
-        message: MessageRow {
-            id,
-            sender: her_id(sender)?,
-            document_id,
-            gen_date,
-            is_apprec,
-            content_type,
-            message_type,
-        },
-        deliveries,
-    }))
-}
-
-/// The stored document of message `id`.
-pub async fn document(store: &Store, id: &str) -> Result<Option<Vec<u8>>, ExchangeError> {
-    Ok(with_pool!(store, pool => {
-        sqlx::query_scalar("SELECT document FROM message WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-    }))
+        .collect()
 }
 
 /// A mailbox query.

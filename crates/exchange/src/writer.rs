@@ -12,8 +12,12 @@ use helsenett_store::{Store, StoreError};
 use sqlx::{Connection, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
 use crate::{
+    MessageRow,
     apprec::{AppRecError, AppRecStatus},
+    cache::{Accepted, Cache},
     error::{ExchangeError, Refusal},
 };
 
@@ -43,6 +47,24 @@ pub struct NewMessage {
     pub answers: Option<Answer>,
     /// When each delivery first falls due for the watcher; none for what is not watched.
     pub due_at: Option<i64>,
+}
+
+impl NewMessage {
+    fn into_accepted(self) -> Accepted {
+        Accepted {
+            message: MessageRow {
+                id: self.id,
+                sender: self.sender,
+                document_id: self.document_id,
+                gen_date: self.gen_date,
+                is_apprec: self.is_apprec,
+                content_type: self.content_type,
+                message_type: self.message_type,
+            },
+            receivers: self.deliveries.iter().map(|d| d.receiver).collect(),
+            document: self.document,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -121,9 +143,9 @@ impl Command {
 pub struct Writer(mpsc::Sender<Command>);
 
 impl Writer {
-    pub fn start(store: Store) -> Self {
+    pub fn start(store: Store, cache: Arc<Cache>) -> Self {
         let (queue, commands) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, commands));
+        tokio::spawn(run(store, cache, commands));
         Writer(queue)
     }
 
@@ -176,7 +198,7 @@ enum Held {
     Postgres(sqlx::PgPool),
 }
 
-async fn run(store: Store, mut commands: mpsc::Receiver<Command>) {
+async fn run(store: Store, cache: Arc<Cache>, mut commands: mpsc::Receiver<Command>) {
     let mut held = match &store {
         Store::Sqlite(_) => Held::Sqlite(None),
         Store::Postgres(pool) => Held::Postgres(pool.clone()),
@@ -208,7 +230,7 @@ async fn run(store: Store, mut commands: mpsc::Receiver<Command>) {
             }
         };
         for (command, outcome) in batch.drain(..).zip(outcomes) {
-            outcome.reply(command);
+            outcome.reply(command, &cache);
         }
     }
 }
@@ -223,11 +245,23 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn reply(self, command: Command) {
+    /// Answers the command's request; what it stored goes into `cache` first, so that the
+    /// request that follows the answer finds it there.
+    fn reply(self, command: Command, cache: &Cache) {
         match (command, self) {
-            (Command::Store(_, reply), Outcome::Stored(stored)) => drop(reply.send(Ok(stored))),
+            (Command::Store(message, reply), Outcome::Stored(stored)) => {
+                if let Stored::Created(_) = stored {
+                    cache.insert(Arc::new(message.into_accepted()));
+                }
+                drop(reply.send(Ok(stored)))
+            }
             (Command::MarkRead { reply, .. }, Outcome::Read) => drop(reply.send(Ok(()))),
-            (Command::Settle(_, reply), Outcome::Settled(taken)) => drop(reply.send(Ok(taken))),
+            (Command::Settle(settlement, reply), Outcome::Settled(taken)) => {
+                if let (true, Settle::Notice { notice, .. }) = (taken, settlement.action) {
+                    cache.insert(Arc::new(notice.into_accepted()));
+                }
+                drop(reply.send(Ok(taken)))
+            }
             (command, Outcome::Refused(e)) => command.fail(e),
             (command, Outcome::Failed(e)) => command.fail(ExchangeError::Store(e)),
             (command, _) => command.fail(ExchangeError::Store(StoreError::Internal(
@@ -297,6 +331,24 @@ async fn commit(
     }
 }
 
+/// Meldingsteller increments of one batch, by (day, sender org, receiver org, type): one upsert
+/// per key and batch rather than per message.
+type Counts = std::collections::BTreeMap<(String, String, String, String), i64>;
+
+fn count(counts: &mut Counts, m: &NewMessage) {
+    let day = crate::counter::day_of(m.received_at);
+    for d in &m.deliveries {
+        *counts
+            .entry((
+                day.clone(),
+                m.sender_org.clone(),
+                d.receiver_org.clone(),
+                m.message_type.clone(),
+            ))
+            .or_default() += 1;
+    }
+}
+
 /// The statements, written once and compiled for each backend's connection type.
 macro_rules! statements {
     ($($item:item)*) => {
@@ -310,108 +362,141 @@ statements! {
         c: &mut <Db as sqlx::Database>::Connection,
         batch: &[Command],
     ) -> Result<Vec<Outcome>, sqlx::Error> {
+        let mut counts = Counts::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for command in batch {
             outcomes.push(match command {
-                Command::Store(message, _) => store_message(c, message).await?,
+                Command::Store(message, _) => store_message(c, message, &mut counts).await?,
                 Command::MarkRead { message_id, receiver, at, apprec_deadline_ms, .. } => {
                     mark_read(c, message_id, *receiver, *at, *apprec_deadline_ms).await?
                 }
                 Command::Settle(settlement, _) => settle(c, settlement).await?,
             });
         }
+        for ((day, sender_org, receiver_org, message_type), messages) in counts {
+            sqlx::query(
+                "INSERT INTO message_count (day, sender_org, receiver_org, message_type, messages) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (day, sender_org, receiver_org, message_type) \
+                 DO UPDATE SET messages = message_count.messages + excluded.messages",
+            )
+            .bind(day)
+            .bind(sender_org)
+            .bind(receiver_org)
+            .bind(message_type)
+            .bind(messages)
+            .execute(&mut *c)
+            .await?;
+        }
         Ok(outcomes)
     }
 
-    async fn store_message(
+    /// The message stored before under `m`'s sender and MsgId: the same document again, or a
+    /// refusal if it differs.
+    async fn earlier(
         c: &mut <Db as sqlx::Database>::Connection,
         m: &NewMessage,
-    ) -> Result<Outcome, sqlx::Error> {
-        let sender = i64::from(m.sender.get());
+    ) -> Result<Option<Outcome>, sqlx::Error> {
         let earlier: Option<(String, Vec<u8>)> = sqlx::query_as(
             "SELECT id, document_sha256 FROM message WHERE sender_her_id = $1 AND document_id = $2",
         )
-        .bind(sender)
+        .bind(i64::from(m.sender.get()))
         .bind(&m.document_id)
         .fetch_optional(&mut *c)
         .await?;
-        if let Some((id, sha256)) = earlier {
-            return Ok(if sha256 == m.sha256 {
+        Ok(earlier.map(|(id, sha256)| {
+            if sha256 == m.sha256 {
                 Outcome::Stored(Stored::Duplicate(id))
             } else {
                 Outcome::Refused(ExchangeError::Refused(vec![Refusal::format(
                     "E10",
-                    "/MsgHead/MsgInfo/MsgId",
+                    if m.is_apprec { "/AppRec/Id" } else { "/MsgHead/MsgInfo/MsgId" },
                     format!(
                         "{:?} was already used by HER-id {} for another document",
                         m.document_id, m.sender
                     ),
                 )]))
-            });
-        }
-        let mut original_id = None;
-        if let Some(answer) = &m.answers {
-            let found: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT d.message_id, d.apprec_id FROM message o \
-                 JOIN delivery d ON d.message_id = o.id AND d.receiver_her_id = $3 \
-                 WHERE o.sender_her_id = $1 AND o.document_id = $2",
-            )
-            .bind(i64::from(answer.original_sender.get()))
-            .bind(&answer.original_document_id)
-            .bind(sender)
-            .fetch_optional(&mut *c)
-            .await?;
-            let Some((original, apprec_id)) = found else {
-                return Ok(Outcome::Refused(ExchangeError::Refused(vec![Refusal::format(
-                    "E10",
-                    "/AppRec/OriginalMsgId/Id",
-                    format!(
-                        "HER-id {} sent HER-id {} no message with MsgId {:?}",
-                        answer.original_sender, m.sender, answer.original_document_id
-                    ),
-                )])));
-            };
-            if apprec_id.is_some() {
-                return Ok(Outcome::Refused(ExchangeError::Conflict(format!(
-                    "HER-id {} has already answered message {original} with an AppRec",
-                    m.sender
-                ))));
             }
-            original_id = Some(original);
+        }))
+    }
+
+    async fn store_message(
+        c: &mut <Db as sqlx::Database>::Connection,
+        m: &NewMessage,
+        counts: &mut Counts,
+    ) -> Result<Outcome, sqlx::Error> {
+        let Some(answer) = &m.answers else {
+            // The common case first: a new MsgId goes straight in, a repeated one is looked up.
+            if !insert_message(c, m, None).await? {
+                return Ok(earlier(c, m).await?.unwrap_or_else(|| {
+                    Outcome::Failed(StoreError::Internal("a conflicting message vanished"))
+                }));
+            }
+            count(counts, m);
+            return Ok(Outcome::Stored(Stored::Created(m.id.clone())));
+        };
+        if let Some(outcome) = earlier(c, m).await? {
+            return Ok(outcome);
         }
-        insert_message(c, m, original_id.as_deref(), true).await?;
-        if let (Some(answer), Some(original)) = (&m.answers, &original_id) {
-            let errors = serde_json::to_string(&answer.errors).expect("errors serialise");
-            // Read and answered: nothing is left to watch.
-            sqlx::query(
-                "UPDATE delivery SET apprec_status = $1, apprec_errors = $2, apprec_id = $3, \
-                 due_at = CASE WHEN read_at IS NULL THEN due_at ELSE NULL END \
-                 WHERE message_id = $4 AND receiver_her_id = $5",
-            )
-            .bind(i16::from(answer.status.code()))
-            .bind(errors)
-            .bind(&m.id)
-            .bind(original)
-            .bind(sender)
-            .execute(&mut *c)
-            .await?;
+        let sender = i64::from(m.sender.get());
+        let found: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT d.message_id, d.apprec_id FROM message o \
+             JOIN delivery d ON d.message_id = o.id AND d.receiver_her_id = $3 \
+             WHERE o.sender_her_id = $1 AND o.document_id = $2",
+        )
+        .bind(i64::from(answer.original_sender.get()))
+        .bind(&answer.original_document_id)
+        .bind(sender)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some((original, apprec_id)) = found else {
+            return Ok(Outcome::Refused(ExchangeError::Refused(vec![Refusal::format(
+                "E10",
+                "/AppRec/OriginalMsgId/Id",
+                format!(
+                    "HER-id {} sent HER-id {} no message with MsgId {:?}",
+                    answer.original_sender, m.sender, answer.original_document_id
+                ),
+            )])));
+        };
+        if apprec_id.is_some() {
+            return Ok(Outcome::Refused(ExchangeError::Conflict(format!(
+                "HER-id {} has already answered message {original} with an AppRec",
+                m.sender
+            ))));
         }
+        insert_message(c, m, Some(&original)).await?;
+        count(counts, m);
+        let errors = serde_json::to_string(&answer.errors).expect("errors serialise");
+        // Read and answered: nothing is left to watch.
+        sqlx::query(
+            "UPDATE delivery SET apprec_status = $1, apprec_errors = $2, apprec_id = $3, \
+             due_at = CASE WHEN read_at IS NULL THEN due_at ELSE NULL END \
+             WHERE message_id = $4 AND receiver_her_id = $5",
+        )
+        .bind(i16::from(answer.status.code()))
+        .bind(errors)
+        .bind(&m.id)
+        .bind(original)
+        .bind(sender)
+        .execute(&mut *c)
+        .await?;
         Ok(Outcome::Stored(Stored::Created(m.id.clone())))
     }
 
-    /// Stores `m` and its deliveries; `count` adds them to the message counter.
+    /// Stores `m` and its deliveries; false, and nothing stored, if its sender used its MsgId
+    /// before.
     async fn insert_message(
         c: &mut <Db as sqlx::Database>::Connection,
         m: &NewMessage,
         original_id: Option<&str>,
-        count: bool,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<bool, sqlx::Error> {
         let sender = i64::from(m.sender.get());
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO message (id, sender_her_id, sender_org, document_id, document_sha256, \
              message_type, gen_date, gen_at, is_apprec, content_type, document, original_id, \
              source_system, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (sender_her_id, document_id) DO NOTHING",
         )
         .bind(&m.id)
         .bind(sender)
@@ -428,8 +513,11 @@ statements! {
         .bind(&m.source_system)
         .bind(m.received_at)
         .execute(&mut *c)
-        .await?;
-        let day = crate::counter::day_of(m.received_at);
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
         for d in &m.deliveries {
             sqlx::query(
                 "INSERT INTO delivery (message_id, receiver_her_id, receiver_org, gen_at, \
@@ -443,22 +531,8 @@ statements! {
             .bind(m.due_at)
             .execute(&mut *c)
             .await?;
-            if !count {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO message_count (day, sender_org, receiver_org, message_type, messages) \
-                 VALUES ($1, $2, $3, $4, 1) ON CONFLICT (day, sender_org, receiver_org, message_type) \
-                 DO UPDATE SET messages = message_count.messages + 1",
-            )
-            .bind(&day)
-            .bind(&m.sender_org)
-            .bind(&d.receiver_org)
-            .bind(&m.message_type)
-            .execute(&mut *c)
-            .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn settle(
@@ -492,7 +566,7 @@ statements! {
                 .await?
                 .rows_affected() == 1;
                 if taken {
-                    insert_message(c, notice, Some(&s.message_id), false).await?;
+                    insert_message(c, notice, Some(&s.message_id)).await?;
                     sqlx::query(
                         "UPDATE delivery SET notice_id = $3 WHERE message_id = $1 AND receiver_her_id = $2",
                     )

@@ -553,3 +553,55 @@ async fn unread_messages_are_redelivered_then_reported_to_the_sender() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_validator_reports_every_problem_with_its_path() {
+    each_backend(|db| async move {
+        country(&db.store).await;
+        let n = node(db.store.clone()).await;
+        let p = parties(&n, &db.store).await;
+        let validate = |body: &str| {
+            let request = Request::post("/validate")
+                .header(header::AUTHORIZATION, format!("Bearer {}", p.sender_token))
+                .header(header::CONTENT_TYPE, "application/xml")
+                .body(Body::from(body.to_owned()))
+                .unwrap();
+            let app = n.app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+            }
+        };
+        let good = document(&n, &p, "validate-1", p.receiver, p.version);
+        let (status, report) = validate(&good).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(report["valid"], true, "{report}");
+        assert_eq!(report["standard"], "MsgHead v1.2");
+
+        // Two faults: a wrong MIGversion and an unknown element; both are reported.
+        let bad = good
+            .replace("v1.2 2006-05-24", "v1.1 2005-11-22")
+            .replace("<MsgId>", "<Unknown/><MsgId>");
+        let (status, report) = validate(&bad).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(report["valid"], false);
+        let paths: Vec<&str> = report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"/MsgHead/MsgInfo/MIGversion"), "{report}");
+        assert!(paths.iter().any(|p| p.contains("Unknown")), "{report}");
+
+        let (status, report) = validate("<not xml").await;
+        assert_eq!(
+            (status, &report["valid"]),
+            (StatusCode::OK, &Value::Bool(false))
+        );
+        assert_eq!(report["problems"][0]["path"], "/");
+    })
+    .await;
+}

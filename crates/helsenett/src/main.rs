@@ -8,6 +8,7 @@ mod register;
 mod server;
 mod synth;
 mod telemetry;
+mod validate;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -68,6 +69,8 @@ enum Command {
     /// Messages as a member's system sends and receives them, through a running node.
     #[command(subcommand)]
     Msg(msg::Command),
+    /// Check MsgHead, AppRec and Dialogmelding documents against the official schemas.
+    Validate(validate::Args),
 }
 
 impl StoreArgs {
@@ -95,8 +98,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command;
     let mut config = Config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
-    let default_format = if matches!(cli.command, Command::Demo(_)) {
+    let default_format = if matches!(command, Command::Demo(_)) {
         LogFormat::Pretty
     } else {
         config.log_format
@@ -107,7 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Synth(args) => synth::run(args, config).await,
             Command::Serve { listen, store } => {
                 store.apply(&mut config);
@@ -120,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Helseid(command) => helseid::run(command, config).await,
             Command::Register(command) => register::run(command, config).await,
             Command::Msg(command) => msg::run(command, config).await,
+            Command::Validate(args) => validate::run(args),
         }
     })
 }

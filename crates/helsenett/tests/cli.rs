@@ -484,3 +484,118 @@ fn the_register_is_searched_shown_exported_and_imported_from_the_command_line() 
     );
     assert!(error.contains("HER-id 999999999"), "{error}");
 }
+
+#[test]
+fn documents_are_validated_from_the_command_line() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samsvar/tests/corpus");
+    let valid = corpus.join("valid-apprec11-ok.xml");
+    let invalid = corpus.join("invalid-apprec10-missing-status.xml");
+    let out = succeeds(helsenett().arg("validate").arg(&valid));
+    assert!(out.contains("valid AppRec v1.1"), "{out}");
+    let output = helsenett()
+        .arg("validate")
+        .arg(&valid)
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("/AppRec: required element Status is missing"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 of 2 document(s) are not valid"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_member_sends_receives_and_answers_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let store = ["--data-dir", data_dir];
+    synth(&store);
+    let node = Node::start(&store, &[]);
+    let args = |command: &[&str]| {
+        let mut c = helsenett();
+        c.arg("msg")
+            .args(command)
+            .args(["--server", &node.base])
+            .args(store);
+        c
+    };
+    // A GP and a home-care department of the seed-9 country that agree on dialogue messages.
+    let pair = |kind: &str| {
+        let out = succeeds(helsenett().args([
+            "register",
+            "search",
+            "--type",
+            kind,
+            "--message-type",
+            "DIALOG_HELSEFAGLIG",
+            "--limit",
+            "1",
+            "--data-dir",
+            data_dir,
+        ]));
+        out.split_whitespace().next().unwrap().to_owned()
+    };
+    let (gp, department) = (pair("Person"), pair("Department"));
+    let payload = dir.path().join("dialog.xml");
+    std::fs::write(&payload, "<Dialogmelding>SYNTETISK</Dialogmelding>").unwrap();
+    let payload = payload.to_str().unwrap();
+    let out = succeeds(&mut args(&[
+        "send",
+        "--from",
+        &gp,
+        "--to",
+        &department,
+        "--payload",
+        payload,
+    ]));
+    let id = out.split_whitespace().next().unwrap().to_owned();
+    assert!(out.contains("sent DIALOG_HELSEFAGLIG"), "{out}");
+
+    let inbox = dir.path().join("inbox");
+    let out = succeeds(&mut args(&[
+        "receive",
+        "--as",
+        &department,
+        "--out",
+        inbox.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains(&id) && out.contains("signature verified"),
+        "{out}"
+    );
+    let opened = std::fs::read_to_string(inbox.join(format!("{id}.xml"))).unwrap();
+    assert_eq!(opened, "<Dialogmelding>SYNTETISK</Dialogmelding>");
+
+    let out = succeeds(&mut args(&[
+        "ack",
+        &id,
+        "--as",
+        &department,
+        "--status",
+        "Rejected",
+        "--error",
+        "E35:Ukjent pasient",
+    ]));
+    assert!(out.contains("AppRec Rejected"), "{out}");
+    let out = succeeds(&mut args(&["status", &id, "--as", &gp]));
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        status["status"][0]["transportDeliveryState"],
+        "Acknowledged"
+    );
+    assert_eq!(
+        status["apprec"][0]["appRecErrorList"][0]["errorCode"],
+        "E35"
+    );
+
+    // Only a receiver marks a message read and answers it.
+    let (_, error) = fails(&mut args(&["ack", &id, "--as", &gp]));
+    assert!(error.contains("has no receiver with HER-id"), "{error}");
+}

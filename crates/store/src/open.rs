@@ -145,14 +145,16 @@ impl Store {
             .pragma("mmap_size", "1073741824")
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Cache in KiB: 64 MiB per serving connection; 256 MiB for the one loading
-            // connection, whose single transaction spills to the file when it outgrows it.
+            // Cache in KiB: 8 MiB per serving connection, small because every write by another
+            // connection empties it and emptying costs in proportion to its size (pages come
+            // from the mapping anyway); 256 MiB for the one loading connection, whose single
+            // transaction spills to the file when it outgrows it.
             .pragma(
                 "cache_size",
                 if mode == Mode::Load {
                     "-262144"
                 } else {
-                    "-65536"
+                    "-8192"
                 },
             )
             .disable_statement_logging();
