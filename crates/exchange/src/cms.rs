@@ -21,7 +21,7 @@ const AES_256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2
 pub struct Recipient {
     /// The DER of the certificate issuer's Name.
     pub issuer: Vec<u8>,
-    /// The serial number's content octets.
+    /// The serial number's content octets, as DER writes them.
     pub serial: Vec<u8>,
 }
 
@@ -110,7 +110,7 @@ pub fn recipients(der: &[u8]) -> Result<Vec<Recipient>, String> {
             let serial = rid.next(INTEGER)?;
             found.push(Recipient {
                 issuer: issuer.to_vec(),
-                serial: strip_sign(serial).to_vec(),
+                serial: serial.to_vec(),
             });
         }
     }
@@ -136,9 +136,11 @@ pub fn addressed_to(recipients: &[Recipient], cert: &X509) -> bool {
         .any(|r| r.issuer == issuer && strip_sign(&r.serial) == strip_sign(&serial))
 }
 
+/// A serial number's magnitude: DER's sign octet and any leading zeros removed (zero is empty,
+/// as OpenSSL's big numbers write it).
 fn strip_sign(bytes: &[u8]) -> &[u8] {
     let zeros = bytes.iter().take_while(|b| **b == 0).count();
-    &bytes[zeros.min(bytes.len().saturating_sub(1))..]
+    &bytes[zeros..]
 }
 
 const INTEGER: u8 = 0x02;
