@@ -13,7 +13,11 @@ fn seeds() -> Vec<Vec<u8>> {
         .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
         .collect();
     seeds.sort();
-    assert!(seeds.len() > 20, "the corpus in {} is missing", dir.display());
+    assert!(
+        seeds.len() > 20,
+        "the corpus in {} is missing",
+        dir.display()
+    );
     seeds
 }
 
@@ -38,8 +42,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Flip { at, byte }),
         any::<usize>().prop_map(|at| Mutation::Cut { at }),
-        (any::<usize>(), 1usize..64, any::<usize>())
-            .prop_map(|(from, len, to)| Mutation::Repeat { from, len, to }),
+        (any::<usize>(), 1usize..64, any::<usize>()).prop_map(|(from, len, to)| Mutation::Repeat {
+            from,
+            len,
+            to
+        }),
         (any::<usize>(), 1usize..64).prop_map(|(from, len)| Mutation::Delete { from, len }),
     ]
 }
@@ -118,6 +125,9 @@ fn sealed_payloads_cut_short_are_refused() {
     let recipients = cms::recipients(&sealed).unwrap();
     assert!(cms::addressed_to(&recipients, &cert));
     for end in 0..sealed.len() {
-        assert!(cms::recipients(&sealed[..end]).is_err(), "a seal cut at {end} was read");
+        assert!(
+            cms::recipients(&sealed[..end]).is_err(),
+            "a seal cut at {end} was read"
+        );
     }
 }
