@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::{
-    AppRecError, AppRecStatus, Exchange, ExchangeError, Stored, Submission, Unread,
+    AppRecError, AppRecStatus, DeliveryRow, Exchange, ExchangeError, Stored, Submission, Unread,
     counter::{self, Count, CountQuery},
     error::ErrorMessage,
     samsvar_api,
@@ -589,20 +589,7 @@ async fn get_status(
     _: Client,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<StatusInfo>>, ExchangeError> {
-    let deliveries = state
-        .exchange
-        .deliveries(&auth.0, &message_id(&id)?)
-        .await?;
-    Ok(Json(
-        deliveries
-            .iter()
-            .map(|d| StatusInfo {
-                receiver_her_id: d.receiver.get(),
-                transport_delivery_state: DeliveryState::of(&d.transport_state),
-                app_rec_status: d.apprec_status.and_then(AppRecStatus::from_code),
-            })
-            .collect(),
-    ))
+    per_receiver(&state, &auth, &id).await
 }
 
 /// The AppRec each receiver answered with, if any.
@@ -628,23 +615,38 @@ async fn get_apprec_info(
     _: Client,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ApprecInfo>>, ExchangeError> {
-    let deliveries = state
-        .exchange
-        .deliveries(&auth.0, &message_id(&id)?)
-        .await?;
-    Ok(Json(
-        deliveries
-            .into_iter()
-            .map(|d| {
-                let status = d.apprec_status.and_then(AppRecStatus::from_code);
-                ApprecInfo {
-                    receiver_her_id: d.receiver.get(),
-                    app_rec_status: status,
-                    app_rec_error_list: status.map(|_| d.apprec_errors),
-                }
-            })
-            .collect(),
-    ))
+    per_receiver(&state, &auth, &id).await
+}
+
+impl From<DeliveryRow> for StatusInfo {
+    fn from(d: DeliveryRow) -> Self {
+        StatusInfo {
+            receiver_her_id: d.receiver.get(),
+            transport_delivery_state: DeliveryState::of(&d.transport_state),
+            app_rec_status: d.apprec_status.and_then(AppRecStatus::from_code),
+        }
+    }
+}
+
+impl From<DeliveryRow> for ApprecInfo {
+    fn from(d: DeliveryRow) -> Self {
+        let status = d.apprec_status.and_then(AppRecStatus::from_code);
+        ApprecInfo {
+            receiver_her_id: d.receiver.get(),
+            app_rec_status: status,
+            app_rec_error_list: status.map(|_| d.apprec_errors),
+        }
+    }
+}
+
+/// Each delivery of message `id` the caller may see, as `T`.
+async fn per_receiver<T: From<DeliveryRow>>(
+    state: &AppState,
+    auth: &Authorized<MshApi>,
+    id: &str,
+) -> Result<Json<Vec<T>>, ExchangeError> {
+    let deliveries = state.exchange.deliveries(&auth.0, &message_id(id)?).await?;
+    Ok(Json(deliveries.into_iter().map(T::from).collect()))
 }
 
 /// Information about the application receipt.

@@ -38,61 +38,73 @@ pub(crate) fn her_id(value: i64) -> Result<HerId, ExchangeError> {
         })
 }
 
-type AcceptedTuple = (
-    String,
-    i64,
-    String,
-    String,
-    bool,
-    String,
-    String,
-    Vec<u8>,
-    i64,
-);
+/// The columns of `message` a [`MessageRow`] is read from.
+#[derive(sqlx::FromRow)]
+struct MessageColumns {
+    id: String,
+    sender_her_id: i64,
+    document_id: String,
+    gen_date: String,
+    is_apprec: bool,
+    content_type: String,
+    message_type: String,
+}
+
+impl MessageColumns {
+    fn row(self) -> Result<MessageRow, ExchangeError> {
+        Ok(MessageRow {
+            id: self.id,
+            sender: her_id(self.sender_her_id)?,
+            document_id: self.document_id,
+            gen_date: self.gen_date,
+            is_apprec: self.is_apprec,
+            content_type: self.content_type,
+            message_type: self.message_type,
+        })
+    }
+}
+
+/// The message columns `SELECT`s name, from `message m`.
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.sender_her_id, m.document_id, m.gen_date, m.is_apprec, m.content_type, m.message_type";
+
+#[derive(sqlx::FromRow)]
+struct AcceptedRow {
+    #[sqlx(flatten)]
+    message: MessageColumns,
+    document: Vec<u8>,
+    receiver_her_id: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    #[sqlx(flatten)]
+    message: MessageColumns,
+    receiver_her_id: i64,
+}
+
 type DeliveryTuple = (i64, String, Option<i16>, Option<String>);
 
 /// The message `id` as accepted, with its receivers; `None` if there is none.
 pub async fn accepted(store: &Store, id: &str) -> Result<Option<Accepted>, ExchangeError> {
-    let rows: Vec<AcceptedTuple> = with_pool!(store, pool => {
-        sqlx::query_as(
-            "SELECT m.id, m.sender_her_id, m.document_id, m.gen_date, m.is_apprec, m.content_type, \
-             m.message_type, m.document, d.receiver_her_id FROM message m \
-             JOIN delivery d ON d.message_id = m.id WHERE m.id = $1 ORDER BY d.receiver_her_id",
-        )
-        .bind(id)
-        .fetch_all(pool)
-        .await?
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS}, m.document, d.receiver_her_id FROM message m \
+         JOIN delivery d ON d.message_id = m.id WHERE m.id = $1 ORDER BY d.receiver_her_id"
+    );
+    let rows: Vec<AcceptedRow> = with_pool!(store, pool => {
+        sqlx::query_as(&sql).bind(id).fetch_all(pool).await?
     });
     let receivers = rows
         .iter()
-        .map(|row| her_id(row.8))
+        .map(|row| her_id(row.receiver_her_id))
         .collect::<Result<Vec<_>, _>>()?;
-    let Some((
-        id,
-        sender,
-        document_id,
-        gen_date,
-        is_apprec,
-        content_type,
-        message_type,
-        document,
-        _,
-    )) = rows.into_iter().next()
-    else {
+    let Some(first) = rows.into_iter().next() else {
         return Ok(None);
     };
     Ok(Some(Accepted {
-        message: MessageRow {
-            id,
-            sender: her_id(sender)?,
-            document_id,
-            gen_date,
-            is_apprec,
-            content_type,
-            message_type,
-        },
+        message: first.message.row()?,
         receivers,
-        document,
+        document: first.document,
     }))
 }
 
@@ -149,14 +161,14 @@ pub async fn unread(store: &Store, query: &Unread<'_>) -> Result<Vec<Entry>, Exc
         .join(", ");
     let order = if query.descending { "DESC" } else { "ASC" };
     let sql = format!(
-        "SELECT d.receiver_her_id, m.id, m.sender_her_id, m.document_id, m.gen_date, m.is_apprec, \
-         m.content_type, m.message_type FROM delivery d JOIN message m ON m.id = d.message_id \
+        "SELECT {MESSAGE_COLUMNS}, d.receiver_her_id FROM delivery d \
+         JOIN message m ON m.id = d.message_id \
          WHERE d.read_at IS NULL AND d.receiver_her_id IN ({placeholders}) \
          AND ($1 IS NULL OR m.sender_her_id = $1) AND ($2 IS NULL OR m.document_id = $2) \
          ORDER BY d.gen_at {order}, d.message_id {order} LIMIT $3"
     );
     let sender = query.sender.map(|h| i64::from(h.get()));
-    let rows: Vec<(i64, String, i64, String, String, bool, String, String)> = with_pool!(store, pool => {
+    let rows: Vec<EntryRow> = with_pool!(store, pool => {
         let mut q = sqlx::query_as(&sql)
             .bind(sender)
             .bind(query.document_id)
@@ -167,30 +179,11 @@ pub async fn unread(store: &Store, query: &Unread<'_>) -> Result<Vec<Entry>, Exc
         q.fetch_all(pool).await?
     });
     rows.into_iter()
-        .map(
-            |(
-                receiver,
-                id,
-                sender,
-                document_id,
-                gen_date,
-                is_apprec,
-                content_type,
-                message_type,
-            )| {
-                Ok(Entry {
-                    receiver: her_id(receiver)?,
-                    message: MessageRow {
-                        id,
-                        sender: her_id(sender)?,
-                        document_id,
-                        gen_date,
-                        is_apprec,
-                        content_type,
-                        message_type,
-                    },
-                })
-            },
-        )
+        .map(|row| {
+            Ok(Entry {
+                receiver: her_id(row.receiver_her_id)?,
+                message: row.message.row()?,
+            })
+        })
         .collect()
 }

@@ -84,7 +84,7 @@ pub(crate) async fn run(
             }
         } else {
             Settle::Notice {
-                notice: notice(snapshot, settings, &due, now),
+                notice: Box::new(notice(snapshot, settings, &due, now)),
                 rejected: !due.read,
             }
         };

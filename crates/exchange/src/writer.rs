@@ -125,7 +125,10 @@ pub enum Settle {
     /// Offer it again and look again at `next_due`.
     Redeliver { next_due: i64 },
     /// Give up: send the sender `notice`; `rejected` when the receiver never read it.
-    Notice { notice: NewMessage, rejected: bool },
+    Notice {
+        notice: Box<NewMessage>,
+        rejected: bool,
+    },
 }
 
 impl Command {

@@ -5,11 +5,24 @@ use std::borrow::Cow;
 use crate::lexical::{self, DateKind};
 use crate::model::{Facet, SchemaSet, TypeDef, TypeId, Variety};
 
-/// The built-in simple types this validator knows, in the order they follow `xs:anyType` in the
-/// type arena. The list types, `QName`, `NOTATION`, `duration`, `hexBinary` and the
-/// `IDREF`/`ENTITY` family are missing: no embedded schema uses them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Builtin {
+/// Declares the built-ins once: the enum and `Builtin::ALL` in declaration order.
+macro_rules! builtins {
+    ($($name:ident),* $(,)?) => {
+        /// The built-in simple types this validator knows, in the order they follow `xs:anyType`
+        /// in the type arena. The list types, `QName`, `NOTATION`, `duration`, `hexBinary` and
+        /// the `IDREF`/`ENTITY` family are missing: no embedded schema uses them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Builtin {
+            $($name),*
+        }
+
+        impl Builtin {
+            pub const ALL: [Builtin; [$(Builtin::$name),*].len()] = [$(Builtin::$name),*];
+        }
+    };
+}
+
+builtins! {
     AnySimpleType,
     String,
     NormalizedString,
@@ -49,48 +62,6 @@ pub(crate) enum Builtin {
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 36] = {
-        use Builtin::*;
-        [
-            AnySimpleType,
-            String,
-            NormalizedString,
-            Token,
-            Language,
-            Name,
-            NcName,
-            Id,
-            NmToken,
-            Boolean,
-            Decimal,
-            Integer,
-            NonPositiveInteger,
-            NegativeInteger,
-            Long,
-            Int,
-            Short,
-            Byte,
-            NonNegativeInteger,
-            UnsignedLong,
-            UnsignedInt,
-            UnsignedShort,
-            UnsignedByte,
-            PositiveInteger,
-            Float,
-            Double,
-            DateTime,
-            Date,
-            Time,
-            GYear,
-            GYearMonth,
-            GMonth,
-            GDay,
-            GMonthDay,
-            Base64Binary,
-            AnyUri,
-        ]
-    };
-
     /// Its id in the type arena.
     pub fn id(self) -> TypeId {
         self as TypeId + 1
