@@ -67,6 +67,7 @@ async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
          Metrics:  {{base}}/metrics\n\
          HelseID:  {{base}}/helseid/.well-known/openid-configuration\n\
          Address register: {{base}}/adresseregisteret/v1/openapi.json (API description; calls need a token)\n\
+         Message exchange: {{base}}/msh/openapi.json (NHN's MSH API v2), validator: POST {{base}}/validate\n\
          Clients:  {}/helseid-clients.jsonl (a system client per organisation, private keys included)\n\n\
          Everyone and everything here is synthetic: fødselsnummer have month + 80, organisasjonsnummer\n\
          begin with 3, HER-ids begin with 8 and HPR-numbers with 9.\n\n\
@@ -91,7 +92,9 @@ async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
         "\nTest credentials: each organisation's signing and encryption certificates are issued by the\n\
          synthetic test CA, and their private keys are in the store (tables certificate_authority,\n\
          certificate and synthetic_key of helsenett.db). `helsenett register search --data-dir DIR`\n\
-         looks parties up from the command line. Stop with Ctrl-C.\n",
+         looks parties up from the command line; `helsenett msg send|receive|ack|status --data-dir DIR`\n\
+         acts as any of them (sealed messages through this server); `helsenett validate FILE` checks a\n\
+         MsgHead or AppRec against the official schemas. Stop with Ctrl-C.\n",
     );
     Ok(text)
 }

@@ -517,7 +517,7 @@ fn a_member_sends_receives_and_answers_from_the_command_line() {
     let data_dir = dir.path().to_str().unwrap();
     let store = ["--data-dir", data_dir];
     synth(&store);
-    let node = Node::start(&store, &[]);
+    let node = Node::start(&store, &[("HELSENETT_MAX_REQUEST_BYTES", "65536")]);
     let args = |command: &[&str]| {
         let mut c = helsenett();
         c.arg("msg")
@@ -593,6 +593,19 @@ fn a_member_sends_receives_and_answers_from_the_command_line() {
     assert_eq!(
         status["apprec"][0]["appRecErrorList"][0]["errorCode"],
         "E35"
+    );
+
+    // An oversized document is refused before it is read, with a problem saying why.
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/msh/Messages", node.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 70_000])
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
     );
 
     // Only a receiver marks a message read and answers it.
