@@ -214,7 +214,7 @@ async fn run(store: Store, cache: Arc<Cache>, mut commands: mpsc::Receiver<Comma
             Err(e) if batch.len() == 1 => {
                 tracing::warn!(error = %e, "an exchange write failed");
                 for command in batch.drain(..) {
-                    command.fail(ExchangeError::Store(e.clone_as_store()));
+                    command.fail(ExchangeError::Store(repeated(&e)));
                 }
                 continue;
             }
@@ -224,8 +224,10 @@ async fn run(store: Store, cache: Arc<Cache>, mut commands: mpsc::Receiver<Comma
                 for command in &batch {
                     outcomes.push(
                         match commit(&store, &mut held, std::slice::from_ref(command)).await {
-                            Ok(mut one) => one.pop().expect("one outcome per command"),
-                            Err(e) => Outcome::Failed(e.clone_as_store()),
+                            Ok(mut one) => one.pop().unwrap_or(Outcome::Failed(
+                                StoreError::Internal("a command came back without an outcome"),
+                            )),
+                            Err(e) => Outcome::Failed(repeated(&e)),
                         },
                     );
                 }
@@ -274,21 +276,9 @@ impl Outcome {
     }
 }
 
-trait CloneAsStore {
-    fn clone_as_store(&self) -> StoreError;
-}
-
-impl CloneAsStore for sqlx::Error {
-    /// sqlx errors are not `Clone`; each waiting request gets the message.
-    fn clone_as_store(&self) -> StoreError {
-        StoreError::Query(sqlx::Error::Protocol(self.to_string()))
-    }
-}
-
-impl CloneAsStore for StoreError {
-    fn clone_as_store(&self) -> StoreError {
-        StoreError::Query(sqlx::Error::Protocol(self.to_string()))
-    }
+/// A store error for each request that waited on a failed commit (sqlx errors are not `Clone`).
+fn repeated(e: &sqlx::Error) -> StoreError {
+    StoreError::Query(sqlx::Error::Protocol(e.to_string()))
 }
 
 async fn commit(
