@@ -13,6 +13,7 @@ mod exchange_http;
 mod helseid_tokens;
 mod helseid_verify;
 mod http;
+mod rabbitmq;
 mod register_http;
 mod register_lookup;
 
@@ -44,6 +45,9 @@ enum Command {
     /// The message exchange over HTTP, end to end: sealed messages submitted, fetched, read
     /// and answered with AppRecs.
     ExchangeHttp(exchange_http::Args),
+    /// The exchange's workload against RabbitMQ, its peer: durable queues, persistent
+    /// messages, publisher confirms and manual acks, a confirmed receipt for each message.
+    Rabbitmq(rabbitmq::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::RegisterLookup(args) => register_lookup::run(args),
         Command::RegisterHttp(args) => register_http::run(args),
         Command::ExchangeHttp(args) => exchange_http::run(args),
+        Command::Rabbitmq(args) => rabbitmq::run(args),
     };
     match result {
         Ok(code) => code,
