@@ -122,52 +122,27 @@ impl Report {
     }
 }
 
+/// A schema file embedded from `schemas/`, with the prefix its problems name it by.
+macro_rules! schema_file {
+    ($name:literal, $prefix:literal) => {
+        SchemaFile {
+            name: $name,
+            prefix: $prefix,
+            bytes: include_bytes!(concat!("../schemas/", $name)),
+        }
+    };
+}
+
 static FILES: [SchemaFile; 9] = [
-    SchemaFile {
-        name: "MsgHead-v1_2.xsd",
-        prefix: "mh",
-        bytes: include_bytes!("../schemas/MsgHead-v1_2.xsd"),
-    },
-    SchemaFile {
-        name: "apprec-v1.0.xsd",
-        prefix: "ar",
-        bytes: include_bytes!("../schemas/apprec-v1.0.xsd"),
-    },
-    SchemaFile {
-        name: "apprec-v1.1.xsd",
-        prefix: "ar",
-        bytes: include_bytes!("../schemas/apprec-v1.1.xsd"),
-    },
-    SchemaFile {
-        name: "dialogmelding-v1.0.xsd",
-        prefix: "dia",
-        bytes: include_bytes!("../schemas/dialogmelding-v1.0.xsd"),
-    },
-    SchemaFile {
-        name: "dialogmelding-v1.1.xsd",
-        prefix: "dia",
-        bytes: include_bytes!("../schemas/dialogmelding-v1.1.xsd"),
-    },
-    SchemaFile {
-        name: "felleskomponent1.xsd",
-        prefix: "fk1",
-        bytes: include_bytes!("../schemas/felleskomponent1.xsd"),
-    },
-    SchemaFile {
-        name: "kith-base64.xsd",
-        prefix: "b64",
-        bytes: include_bytes!("../schemas/kith-base64.xsd"),
-    },
-    SchemaFile {
-        name: "kith.xsd",
-        prefix: "kith",
-        bytes: include_bytes!("../schemas/kith.xsd"),
-    },
-    SchemaFile {
-        name: "xmldsig-core-schema.xsd",
-        prefix: "ds",
-        bytes: include_bytes!("../schemas/xmldsig-core-schema.xsd"),
-    },
+    schema_file!("MsgHead-v1_2.xsd", "mh"),
+    schema_file!("apprec-v1.0.xsd", "ar"),
+    schema_file!("apprec-v1.1.xsd", "ar"),
+    schema_file!("dialogmelding-v1.0.xsd", "dia"),
+    schema_file!("dialogmelding-v1.1.xsd", "dia"),
+    schema_file!("felleskomponent1.xsd", "fk1"),
+    schema_file!("kith-base64.xsd", "b64"),
+    schema_file!("kith.xsd", "kith"),
+    schema_file!("xmldsig-core-schema.xsd", "ds"),
 ];
 
 /// Compiled at first use. The schemas are constants, so an error here is a bug the unit tests
