@@ -206,24 +206,10 @@ async fn send(
             .to_string(),
         );
         let sent = Instant::now();
-        match connection
+        let reply = connection
             .send(&Method::POST, "/msh/Messages", &headers, &body)
-            .await
-        {
-            Ok(reply) if reply.status == StatusCode::CREATED => {
-                stats.ok += 1;
-                let micros = sent.elapsed().as_micros();
-                stats
-                    .latencies
-                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
-            }
-            Ok(reply) => stats.error(format!(
-                "submit {}: {}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            )),
-            Err(e) => stats.error(format!("submit transport: {e:#}")),
-        }
+            .await;
+        stats.record("submit ", sent, reply, StatusCode::CREATED);
     }
     (connection, stats)
 }

@@ -285,6 +285,31 @@ impl Stats {
         }
     }
 
+    /// Counts one timed request: its latency from `started` when it got `expected`, else the
+    /// error, labelled `what`.
+    pub(crate) fn record(
+        &mut self,
+        what: &str,
+        started: Instant,
+        reply: Result<Reply>,
+        expected: hyper::StatusCode,
+    ) {
+        match reply {
+            Ok(reply) if reply.status == expected => {
+                self.ok += 1;
+                let micros = started.elapsed().as_micros();
+                self.latencies
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+            }
+            Ok(reply) => self.error(format!(
+                "{what}{}: {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            )),
+            Err(e) => self.error(format!("{what}transport: {e:#}")),
+        }
+    }
+
     pub(crate) fn error(&mut self, what: String) {
         self.errors += 1;
         if let Some(n) = self.samples.get_mut(&what) {

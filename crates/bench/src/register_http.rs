@@ -79,24 +79,10 @@ async fn work(
         let her_id = &her_ids[(seed * 7_919 + i * 104_729) % her_ids.len()];
         let path = format!("/adresseregisteret/v1/parties/{her_id}");
         let started = Instant::now();
-        match connection
+        let reply = connection
             .send(&Method::GET, &path, &headers, &Bytes::new())
-            .await
-        {
-            Ok(reply) if reply.status == StatusCode::OK => {
-                stats.ok += 1;
-                let micros = started.elapsed().as_micros();
-                stats
-                    .latencies
-                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
-            }
-            Ok(reply) => stats.error(format!(
-                "{}: {}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            )),
-            Err(e) => stats.error(format!("transport: {e:#}")),
-        }
+            .await;
+        stats.record("", started, reply, StatusCode::OK);
     }
     (connection, stats)
 }
