@@ -200,6 +200,23 @@ async fn a_sealed_message_is_delivered_read_and_answered() {
         // The same document again is the same message, not a second one.
         let again = n.call(Method::POST, "/Messages", &p.sender_token, Some(post(&doc))).await;
         assert_eq!((again.status, again.body.as_str()), (StatusCode::CREATED, Some(id.as_str())));
+        // Sent again many times at once (one commit batch): still that one message.
+        let twin = document(&n, &p, &uuid::Uuid::new_v4().to_string(), p.receiver, p.version);
+        let answers = futures_join(
+            (0..12).map(|_| n.call(Method::POST, "/Messages", &p.sender_token, Some(post(&twin)))),
+        )
+        .await;
+        let ids: std::collections::HashSet<_> = answers
+            .iter()
+            .map(|a| {
+                assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+                a.body.as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "concurrent duplicates got different ids: {ids:?}");
+        let twin_id = ids.into_iter().next().unwrap();
+        let a = n.call(Method::PUT, &format!("/Messages/{twin_id}/read/{}", p.receiver), &p.receiver_token, None).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
 
         // The receiver finds it in its mailbox, once.
         let inbox = format!("/Messages?ReceiverHerIds={}&IncludeMetadata=true", p.receiver);
@@ -295,14 +312,14 @@ async fn a_sealed_message_is_delivered_read_and_answered() {
             .await;
         assert_refused(&a, StatusCode::CONFLICT, "already answered");
 
-        // The counter saw one dialogue message and one AppRec.
+        // The counter saw two dialogue messages and one AppRec.
         let a = n.call(Method::GET, "/meldingsteller", &p.sender_token, None).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         let mut types: Vec<(&str, i64)> = a.body.as_array().unwrap().iter()
             .map(|c| (c["messageType"].as_str().unwrap(), c["messages"].as_i64().unwrap()))
             .collect();
         types.sort();
-        assert_eq!(types, [("APPREC", 1), (DIALOG, 1)], "{}", a.text);
+        assert_eq!(types, [("APPREC", 1), (DIALOG, 2)], "{}", a.text);
     })
     .await;
 }
@@ -604,4 +621,28 @@ async fn the_validator_reports_every_problem_with_its_path() {
         assert_eq!(report["problems"][0]["path"], "/");
     })
     .await;
+}
+
+/// Runs the futures concurrently on this task and returns their outputs in order.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
