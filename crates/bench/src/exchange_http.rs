@@ -36,7 +36,8 @@ use url::Url;
 
 use crate::{
     helseid_tokens::{
-        Client, Latency, Stats, bearer_token, cpu_seconds, emit_json, loader_runtime,
+        Client, Latency, Stats, bearer_token, cpu_seconds, emit_json, issuer_and_base,
+        loader_runtime,
     },
     http::{Connection, Target},
 };
@@ -313,11 +314,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--pairs, --messages and --threads must be at least 1");
     }
     let runtime = loader_runtime(args.threads)?;
-    let issuer = args.issuer.trim_end_matches('/').to_owned();
-    let base = issuer
-        .strip_suffix("/helseid")
-        .context("the issuer must end in /helseid")?
-        .to_owned();
+    let (issuer, base) = issuer_and_base(&args.issuer)?;
     runtime.block_on(async {
         let store = Store::open(&StoreTarget::new(&args.data_dir, args.database_url.as_deref())).await?;
         let register = Register::open(store.clone()).await?;

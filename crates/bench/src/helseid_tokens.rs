@@ -569,6 +569,17 @@ pub(crate) async fn bearer_token(issuer: &str, client: &Client, scope: &str) -> 
     Ok(token.access_token)
 }
 
+/// The issuer without a trailing slash, and the node's base URL (the issuer without /helseid),
+/// where the APIs beside HelseID are served.
+pub(crate) fn issuer_and_base(issuer: &str) -> Result<(String, String)> {
+    let issuer = issuer.trim_end_matches('/').to_owned();
+    let base = issuer
+        .strip_suffix("/helseid")
+        .context("the issuer must end in /helseid")?
+        .to_owned();
+    Ok((issuer, base))
+}
+
 /// The loader's runtime: one thread drives everything on the current thread.
 pub(crate) fn loader_runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     Ok(if threads == 1 {

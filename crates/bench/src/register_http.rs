@@ -16,7 +16,8 @@ use url::Url;
 
 use crate::{
     helseid_tokens::{
-        Latency, Stats, bearer_token, cpu_seconds, emit_json, load_clients, loader_runtime,
+        Latency, Stats, bearer_token, cpu_seconds, emit_json, issuer_and_base, load_clients,
+        loader_runtime,
     },
     http::{self, Connection, Target},
 };
@@ -92,11 +93,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--concurrency, --requests and --threads must be at least 1");
     }
     let runtime = loader_runtime(args.threads)?;
-    let issuer = args.issuer.trim_end_matches('/').to_owned();
-    let base = issuer
-        .strip_suffix("/helseid")
-        .context("the issuer must end in /helseid")?
-        .to_owned();
+    let (issuer, base) = issuer_and_base(&args.issuer)?;
     runtime.block_on(async {
         let client = load_clients(&args.client, 1)?.remove(0);
         let token = bearer_token(&issuer, &client, "nhn:adresseregisteret/read").await?;

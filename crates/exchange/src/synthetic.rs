@@ -83,15 +83,12 @@ pub async fn dialogue_pairs(
     want: usize,
 ) -> Result<Vec<(HerId, HerId)>, StoreError> {
     let today = Utc::now().date_naive();
-    let mut candidates = Vec::new();
-    for party in snapshot.parties() {
-        if matches!(party.kind, PartyKind::Department | PartyKind::Person)
-            && party.is_addressable(today)
-            && Credentials::of(store, snapshot, party.her_id).await.is_ok()
-        {
-            candidates.push(party);
-        }
-    }
+    let candidates: Vec<_> = snapshot
+        .parties()
+        .filter(|p| {
+            matches!(p.kind, PartyKind::Department | PartyKind::Person) && p.is_addressable(today)
+        })
+        .collect();
     let agree = |a: HerId, b: HerId| {
         snapshot.agreement(a, b).is_ok_and(|agreement| {
             agreement
@@ -100,22 +97,46 @@ pub async fn dialogue_pairs(
                 .any(|p| p.message_type == DIALOG && p.receipt.is_some())
         })
     };
+    // Parties without synthetic keys (or already paired) are passed over; keys are looked up
+    // only for parties about to be paired, not for the whole register.
     let mut used = HashSet::new();
+    let mut keyless = HashSet::new();
     let mut pairs = Vec::new();
     for a in &candidates {
         if pairs.len() == want {
             break;
         }
-        if used.contains(&a.her_id) {
+        if used.contains(&a.her_id) || !has_keys(store, snapshot, a.her_id, &mut keyless).await {
             continue;
         }
-        let partner = candidates
-            .iter()
-            .find(|b| b.orgnr != a.orgnr && !used.contains(&b.her_id) && agree(a.her_id, b.her_id));
-        if let Some(b) = partner {
-            used.extend([a.her_id, b.her_id]);
-            pairs.push((a.her_id, b.her_id));
+        for b in &candidates {
+            if b.orgnr == a.orgnr
+                || used.contains(&b.her_id)
+                || keyless.contains(&b.her_id)
+                || !agree(a.her_id, b.her_id)
+            {
+                continue;
+            }
+            if has_keys(store, snapshot, b.her_id, &mut keyless).await {
+                used.extend([a.her_id, b.her_id]);
+                pairs.push((a.her_id, b.her_id));
+                break;
+            }
         }
     }
     Ok(pairs)
+}
+
+/// Whether `her_id` has synthetic keys; remembers those that do not.
+async fn has_keys(
+    store: &Store,
+    snapshot: &Snapshot,
+    her_id: HerId,
+    keyless: &mut HashSet<HerId>,
+) -> bool {
+    let has = Credentials::of(store, snapshot, her_id).await.is_ok();
+    if !has {
+        keyless.insert(her_id);
+    }
+    has
 }
