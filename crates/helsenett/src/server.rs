@@ -19,6 +19,7 @@ use axum::{
 };
 use helsenett_core::{Problem, config::Config};
 use helsenett_exchange::{Exchange, Settings as ExchangeSettings};
+use helsenett_grunndata::Grunndata;
 use helsenett_helseid::HelseId;
 use helsenett_register::Register;
 use helsenett_store::{Store, StoreTarget};
@@ -111,6 +112,7 @@ pub struct Services {
     pub helseid: HelseId,
     pub register: Register,
     pub exchange: Exchange,
+    pub grunndata: Grunndata,
 }
 
 impl Services {
@@ -128,10 +130,20 @@ impl Services {
             register.clone(),
             ExchangeSettings::from(&config.exchange),
         );
+        let started = std::time::Instant::now();
+        let grunndata = Grunndata::start(store.clone(), helseid.guard())
+            .await
+            .context("cannot load the population register")?;
+        tracing::info!(
+            persons = grunndata.population().read(|p| p.len()),
+            seconds = started.elapsed().as_secs_f64(),
+            "population register loaded"
+        );
         Ok(Services {
             helseid,
             register,
             exchange,
+            grunndata,
         })
     }
 }
@@ -141,6 +153,7 @@ pub fn router(store: Store, services: &Services, config: &Config) -> Router {
         helseid,
         register,
         exchange,
+        grunndata,
     } = services;
     Router::new()
         .route("/health", get(health))
@@ -149,6 +162,7 @@ pub fn router(store: Store, services: &Services, config: &Config) -> Router {
         .merge(helseid.router())
         .merge(register.router(helseid.guard(), helseid.issuer()))
         .merge(exchange.router(helseid.guard(), helseid.issuer()))
+        .merge(grunndata.router())
         .fallback(not_found)
         // Innermost first: limits answer bare status codes, which the problem layer dresses,
         // and the metrics layer sees the final status.

@@ -17,7 +17,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::StoreArgs;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<SynthCommand>,
     /// small (10,000 people), medium (500,000) or norway (5.5 million).
     #[arg(long, default_value = "small")]
     size: Size,
@@ -34,7 +37,24 @@ pub struct Args {
     store: StoreArgs,
 }
 
+#[derive(clap::Subcommand)]
+enum SynthCommand {
+    /// Make the population register's daily changes (births, deaths, moves, name changes,
+    /// emigrations, address protection) after the last day the feed holds.
+    Events {
+        /// Days of changes to make.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
 pub async fn run(args: Args, mut config: Config) -> anyhow::Result<()> {
+    if let Some(SynthCommand::Events { days, store }) = args.command {
+        store.apply(&mut config);
+        return events(days, config).await;
+    }
     args.store.apply(&mut config);
     let load = Store::open_for_load(&StoreTarget::new(
         &config.data_dir,
@@ -90,6 +110,40 @@ pub async fn generate(
         keys.display()
     );
     Ok(summary)
+}
+
+async fn events(days: u32, config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&StoreTarget::new(
+        &config.data_dir,
+        config.database_url.as_deref(),
+    ))
+    .await?;
+    let progress = ProgressBar::new(u64::from(days)).with_style(
+        ProgressStyle::with_template(
+            "{spinner} changing the population [{bar:40}] {pos}/{len} days ({eta} left)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let changes =
+        helsenett_synth::events(&store, days, |day| progress.set_position(u64::from(day))).await?;
+    progress.finish_and_clear();
+    store.close().await;
+    println!(
+        "{} days from {}: {} events ({} births, {} deaths, {} moves, {} name changes, {} emigrations, {} new address protections) in {:.1} s",
+        changes.days,
+        changes.first_day.map_or("-".to_owned(), |d| d.to_string()),
+        changes.events(),
+        changes.births,
+        changes.deaths,
+        changes.moves,
+        changes.name_changes,
+        changes.emigrations,
+        changes.protections,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn print_summary(s: &Summary, seconds: f64) {

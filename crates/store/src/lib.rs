@@ -8,6 +8,7 @@
 //! Queries are written once, with `$N` placeholders that both backends accept, and run on the
 //! concrete pool through [`with_pool!`], so each backend keeps its native driver and types.
 
+mod append;
 mod error;
 mod open;
 pub mod records;
@@ -16,6 +17,7 @@ mod write;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use append::Appender;
 pub use error::StoreError;
 pub use open::{Backend, Load, SQLITE_FILE, Store, StoreTarget};
 pub use write::{Prepared, Record, Value, Writer};
@@ -28,6 +30,18 @@ macro_rules! with_pool {
         match $store {
             $crate::Store::Sqlite($pool) => $body,
             $crate::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$tx` bound to a [`Writer`]'s concrete transaction, compiled once per
+/// backend like [`with_pool!`]; use `&mut **$tx` as the executor.
+#[macro_export]
+macro_rules! with_tx {
+    ($writer:expr, $tx:ident => $body:expr) => {
+        match $writer {
+            $crate::Writer::Sqlite($tx) => $body,
+            $crate::Writer::Postgres($tx) => $body,
         }
     };
 }

@@ -73,6 +73,30 @@ codes!(
 );
 
 codes!(
+    /// A person's relation to the population register (FREG's personstatus), as Persontjenesten
+    /// names it.
+    PersonStatus {
+        Resident = "Resident",
+        /// Holds a D-nummer: in Norway for a while, not resident.
+        Temporary = "Temporary",
+        Deceased = "Deceased",
+        Emigrated = "Emigrated",
+    }
+);
+
+codes!(
+    /// Protection of a person's addresses (FREG's adressebeskyttelse), as Persontjenesten names
+    /// it. Anything but `Unclassified` hides the address from callers without legal basis;
+    /// `StrictlyConfidential` hides it from everyone.
+    AddressProtection {
+        Unclassified = "Unclassified",
+        ClientAddress = "ClientAddress",
+        Confidential = "Confidential",
+        StrictlyConfidential = "StrictlyConfidential",
+    }
+);
+
+codes!(
     /// What a certificate's key is for: each party has (or inherits) one current of each.
     CertificateUsage {
         Signing = "signing",
@@ -175,12 +199,45 @@ impl Address {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Person {
     pub nin: Fodselsnummer,
+    /// Persontjenesten's opaque id: random, so that it reveals nothing about the person.
+    pub id: PersonId,
     pub given_name: Text,
     pub family_name: Text,
     pub address: Address,
     pub mother: Option<Fodselsnummer>,
     pub father: Option<Fodselsnummer>,
     pub spouse: Option<Fodselsnummer>,
+    pub status: PersonStatus,
+    pub protection: AddressProtection,
+    pub deceased: Option<NaiveDate>,
+    /// The change event that produced this version (0 for the person as generated).
+    pub last_event: i64,
+}
+
+/// Persontjenesten's id of a person: 128 random bits, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PersonId(pub u128);
+
+impl PersonId {
+    /// Parses the API's form; `None` for anything else (wrong length, upper case, not hex).
+    pub fn parse(s: &str) -> Option<PersonId> {
+        let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        (s.len() == 32 && s.bytes().all(lower_hex))
+            .then(|| u128::from_str_radix(s, 16).ok().map(PersonId))
+            .flatten()
+    }
+}
+
+impl std::fmt::Display for PersonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::fmt::Debug for PersonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PersonId({self})")
+    }
 }
 
 impl Record for Person {
@@ -199,6 +256,11 @@ impl Record for Person {
         "mother_nin",
         "father_nin",
         "spouse_nin",
+        "person_id",
+        "status",
+        "address_protection",
+        "deceased_date",
+        "last_event",
     ];
     fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
         push(Value::Owned(self.nin.to_string()));
@@ -211,6 +273,11 @@ impl Record for Person {
         for relative in [self.mother, self.father, self.spouse] {
             push(Value::OptOwned(relative.map(|n| n.to_string())));
         }
+        push(Value::Owned(self.id.to_string()));
+        push(Value::Text(self.status.as_str()));
+        push(Value::Text(self.protection.as_str()));
+        push(Value::OptOwned(self.deceased.map(|d| d.to_string())));
+        push(Value::Int(self.last_event));
     }
 }
 
@@ -491,6 +558,59 @@ impl Record for Certificate {
     }
 }
 
+const PERSON_COLUMNS: &str = "nin, given_name, family_name, municipality, street_address, \
+    postal_code, postal_place, mother_nin, father_nin, spouse_nin, person_id, status, \
+    address_protection, deceased_date, last_event";
+
+type PersonRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
+
+fn person_of(row: PersonRow) -> Result<Person, StoreError> {
+    let (nin, given_name, family_name, municipality, street, postal_code, postal_place) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+    Ok(Person {
+        nin: stored("person.nin", &nin, Fodselsnummer::parse)?,
+        id: PersonId::parse(&row.10)
+            .ok_or_else(|| corrupt("person.person_id", "not 32 hex digits"))?,
+        given_name: given_name.into(),
+        family_name: family_name.into(),
+        address: Address {
+            street: street.into(),
+            postal_code: postal_code.into(),
+            postal_place: postal_place.into(),
+            municipality: municipality.into(),
+        },
+        mother: stored_opt("person.mother_nin", row.7, Fodselsnummer::parse)?,
+        father: stored_opt("person.father_nin", row.8, Fodselsnummer::parse)?,
+        spouse: stored_opt("person.spouse_nin", row.9, Fodselsnummer::parse)?,
+        status: PersonStatus::parse(&row.11)?,
+        protection: AddressProtection::parse(&row.12)?,
+        deceased: row
+            .13
+            .map(|d| {
+                d.parse::<NaiveDate>()
+                    .map_err(|e| corrupt("person.deceased_date", e))
+            })
+            .transpose()?,
+        last_event: row.14,
+    })
+}
+
 /// Decodes a stored identifier, reporting a bad one as corruption rather than as user error.
 fn stored<T>(
     column: &str,
@@ -546,37 +666,29 @@ impl Store {
     }
 
     pub async fn person(&self, nin: Fodselsnummer) -> Result<Option<Person>, StoreError> {
-        let sql = "SELECT nin, given_name, family_name, municipality, street_address, postal_code, postal_place, \
-                   mother_nin, father_nin, spouse_nin FROM person WHERE nin = $1";
-        let row = with_pool!(self, pool => {
-            sqlx::query(sql).bind(nin.to_string()).fetch_optional(pool).await?.map(|r| {
-                let text = |i: usize| r.get::<String, _>(i);
-                let opt = |i: usize| r.get::<Option<String>, _>(i);
-                ((text(0), text(1), text(2)), (text(3), text(4), text(5), text(6)), (opt(7), opt(8), opt(9)))
-            })
+        let sql = format!("SELECT {PERSON_COLUMNS} FROM person WHERE nin = $1");
+        let row = with_pool!(self, pool => sqlx::query_as::<_, PersonRow>(&sql)
+            .bind(nin.to_string())
+            .fetch_optional(pool)
+            .await)?;
+        row.map(person_of).transpose()
+    }
+
+    /// Every person, in fødselsnummer order, streamed: a whole country does not fit twice in
+    /// memory.
+    pub async fn for_each_person(
+        &self,
+        mut each: impl FnMut(Person) + Send,
+    ) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        let sql = format!("SELECT {PERSON_COLUMNS} FROM person ORDER BY nin");
+        with_pool!(self, pool => {
+            let mut rows = sqlx::query_as::<_, PersonRow>(&sql).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                each(person_of(row)?);
+            }
         });
-        let Some((
-            (nin, given_name, family_name),
-            (municipality, street, postal_code, postal_place),
-            (mother, father, spouse),
-        )) = row
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Person {
-            nin: stored("person.nin", &nin, Fodselsnummer::parse)?,
-            given_name: given_name.into(),
-            family_name: family_name.into(),
-            address: Address {
-                street: street.into(),
-                postal_code: postal_code.into(),
-                postal_place: postal_place.into(),
-                municipality: municipality.into(),
-            },
-            mother: stored_opt("person.mother_nin", mother, Fodselsnummer::parse)?,
-            father: stored_opt("person.father_nin", father, Fodselsnummer::parse)?,
-            spouse: stored_opt("person.spouse_nin", spouse, Fodselsnummer::parse)?,
-        }))
+        Ok(())
     }
 
     pub async fn communication_party(
@@ -680,5 +792,102 @@ impl Store {
             })
         })
         .transpose()
+    }
+}
+
+codes!(
+    /// The population register's kinds of change (Persontjenesten's `EventType`) that the
+    /// synthetic country makes.
+    PersonEventType {
+        PersonIsCreated = "PersonIsCreated",
+        PersonIsDeceased = "PersonIsDeceased",
+        PersonIsEmigrated = "PersonIsEmigrated",
+        ChangeInName = "ChangeInName",
+        ChangeInResidentialAddress = "ChangeInResidentialAddress",
+        ChangeInAddressProtection = "ChangeInAddressProtection",
+    }
+);
+
+/// One change in the population register's event feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonEvent {
+    pub seq: i64,
+    pub nin: Fodselsnummer,
+    pub event_type: PersonEventType,
+    pub effective_on: NaiveDate,
+    pub registered_at: i64,
+    /// What the change replaced, as JSON (for history).
+    pub previous: Option<String>,
+}
+
+impl Record for PersonEvent {
+    const TABLE: &'static str = "person_event";
+    const COLUMNS: &'static [&'static str] = &[
+        "seq",
+        "nin",
+        "event_type",
+        "effective_on",
+        "registered_at",
+        "previous",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.seq));
+        push(Value::Owned(self.nin.to_string()));
+        push(Value::Text(self.event_type.as_str()));
+        push(Value::Owned(self.effective_on.to_string()));
+        push(Value::Int(self.registered_at));
+        push(Value::OptText(self.previous.as_deref()));
+    }
+}
+
+/// One person looked up: who asked, for what purpose, under which legal basis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonLookup {
+    pub at: i64,
+    pub nin: Fodselsnummer,
+    pub operation: &'static str,
+    pub bundle: &'static str,
+    pub legal_basis: &'static str,
+    pub purpose: &'static str,
+    pub found: bool,
+    pub client_id: Text,
+    pub orgnr: Organisasjonsnummer,
+    pub child_orgnr: Option<Organisasjonsnummer>,
+    pub user_pid: Option<Fodselsnummer>,
+    pub user_hpr: Option<HprNummer>,
+    pub token_id: Text,
+}
+
+impl Record for PersonLookup {
+    const TABLE: &'static str = "person_lookup";
+    const COLUMNS: &'static [&'static str] = &[
+        "at",
+        "nin",
+        "operation",
+        "bundle",
+        "legal_basis",
+        "purpose",
+        "found",
+        "client_id",
+        "orgnr",
+        "child_orgnr",
+        "user_pid",
+        "user_hpr",
+        "token_id",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Int(self.at));
+        push(Value::Owned(self.nin.to_string()));
+        push(Value::Text(self.operation));
+        push(Value::Text(self.bundle));
+        push(Value::Text(self.legal_basis));
+        push(Value::Text(self.purpose));
+        push(Value::Bool(self.found));
+        push(Value::Text(&self.client_id));
+        push(Value::Owned(self.orgnr.to_string()));
+        push(Value::OptOwned(self.child_orgnr.map(|o| o.to_string())));
+        push(Value::OptOwned(self.user_pid.map(|p| p.to_string())));
+        push(Value::OptInt(self.user_hpr.map(|h| h.get().into())));
+        push(Value::Text(&self.token_id));
     }
 }

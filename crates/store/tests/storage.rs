@@ -35,6 +35,11 @@ fn person(n: Fodselsnummer) -> Person {
         mother: None,
         father: None,
         spouse: None,
+        id: PersonId(n.to_string().parse().expect("digits")),
+        status: PersonStatus::Resident,
+        protection: AddressProtection::Unclassified,
+        deceased: None,
+        last_event: 0,
     }
 }
 

@@ -2,6 +2,7 @@
 //! benchmarks. Every person has a synthetic fødselsnummer (month + 80), every organisation a
 //! synthetic organisasjonsnummer (leading 3), so no record can be mistaken for a real one.
 
+mod changes;
 mod cpp;
 mod export;
 mod generate;
@@ -13,6 +14,7 @@ mod reference;
 
 use std::path::Path;
 
+pub use changes::{Changes, run as events};
 pub use generate::{Options, Summary, generate};
 pub use plan::{Plan, Size};
 use rand::SeedableRng;
@@ -32,6 +34,8 @@ pub enum SynthError {
         "the country's date {0} is outside 2000-01-01 to 2039-12-31, the years in which a fødselsnummer can encode everyone's birth date"
     )]
     AsOf(chrono::NaiveDate),
+    #[error("the store holds no country yet; run `helsenett synth` first")]
+    NoCountry,
     #[error(transparent)]
     Store(#[from] helsenett_store::StoreError),
     #[error("cannot write export {path}: {cause}")]

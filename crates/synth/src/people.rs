@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, NumberKind, Sex};
-use helsenett_store::records::{Address, Person, Text};
+use helsenett_store::records::{Address, AddressProtection, Person, PersonId, PersonStatus, Text};
 use rand::{Rng, seq::IndexedRandom};
 use rand_chacha::ChaCha20Rng;
 
@@ -87,6 +87,7 @@ impl PeopleMaker<'_> {
     pub fn households(&mut self, target: u32) -> Vec<Person> {
         let mut people = Vec::with_capacity(target as usize + 4);
         while people.len() < target as usize {
+            let household = people.len();
             let address = self.address();
             let roll: f64 = self.rng.random();
             if roll < 0.36 {
@@ -150,8 +151,23 @@ impl PeopleMaker<'_> {
                 people.push(parent);
                 people.extend(children);
             }
+            let protection = self.protection();
+            for person in &mut people[household..] {
+                person.protection = protection;
+            }
         }
         people
+    }
+
+    /// A household's address protection: a few in a thousand have one, as in Norway, where
+    /// strictly confidential addresses are the rarest.
+    fn protection(&mut self) -> AddressProtection {
+        match self.rng.random_range(0..10_000) {
+            0..5 => AddressProtection::StrictlyConfidential,
+            5..25 => AddressProtection::Confidential,
+            25..30 => AddressProtection::ClientAddress,
+            _ => AddressProtection::Unclassified,
+        }
     }
 
     /// One to three children under 20 and at least 18 years younger than the youngest parent.
@@ -201,12 +217,20 @@ impl PeopleMaker<'_> {
         }
         Person {
             nin: self.nins.allocate(birth, kind, sex),
+            id: PersonId(self.rng.random()),
             given_name,
             family_name: family.clone(),
             address: address.clone(),
             mother: None,
             father: None,
             spouse: None,
+            status: match kind {
+                NumberKind::Fodselsnummer => PersonStatus::Resident,
+                NumberKind::DNummer => PersonStatus::Temporary,
+            },
+            protection: AddressProtection::Unclassified,
+            deceased: None,
+            last_event: 0,
         }
     }
 

@@ -1,0 +1,84 @@
+//! Grunndata, the base registers: Persontjenesten (the population register). Each node holds
+//! the population in memory, follows the register's change-event feed, and logs every look-up
+//! of a person before it answers.
+
+mod document;
+mod error;
+mod feed;
+mod lookup;
+mod municipalities;
+mod persontjenesten;
+mod population;
+mod search;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::Router;
+use helsenett_helseid::Guard;
+use helsenett_store::{Appender, Store, StoreError};
+
+pub use document::{Bundle, INFORMATION_PARTS};
+pub use error::GrunndataError;
+pub use lookup::PURPOSES;
+pub use persontjenesten::{BULK_MAX, ReadNoLegalBasis, ReadWithLegalBasis};
+pub use population::Population;
+
+use crate::{municipalities::Municipalities, persontjenesten::ApiState};
+
+/// How often a node looks for new events in the feed.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// The node's base registers.
+#[derive(Clone)]
+pub struct Grunndata {
+    state: ApiState,
+}
+
+impl Grunndata {
+    /// Loads the population and starts the look-up log and the feed follower.
+    pub async fn start(store: Store, guard: Guard) -> Result<Grunndata, StoreError> {
+        let population = Arc::new(Population::load(&store).await?);
+        let municipalities = Arc::new(Municipalities::load(&store).await?);
+        let follower = (store.clone(), Arc::downgrade(&population));
+        tokio::spawn(async move {
+            let (store, population) = follower;
+            let mut tick = tokio::time::interval(FOLLOW_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(population) = population.upgrade() else {
+                    return;
+                };
+                if let Err(e) = population.follow(&store).await {
+                    tracing::warn!(error = %e, "following the population register's feed failed");
+                }
+            }
+        });
+        Ok(Grunndata {
+            state: ApiState {
+                log: Appender::start(store.clone()),
+                store,
+                guard,
+                population,
+                municipalities,
+            },
+        })
+    }
+
+    pub fn population(&self) -> &Population {
+        &self.state.population
+    }
+
+    /// Applies the feed's new events now (tests, and a node that must be current at once).
+    pub async fn follow(&self) -> Result<usize, StoreError> {
+        self.state.population.follow(&self.state.store).await
+    }
+
+    /// `/persontjenesten`.
+    pub fn router(&self) -> Router {
+        Router::new().nest(
+            "/persontjenesten",
+            persontjenesten::router(self.state.clone()),
+        )
+    }
+}

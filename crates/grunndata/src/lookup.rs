@@ -1,0 +1,76 @@
+//! The look-up log: every person a request returned (or asked for by number and did not find)
+//! is written with who asked, the purpose they stated and the legal basis they used, before the
+//! answer leaves. If the log cannot be written, no data is returned.
+
+use helsenett_core::Fodselsnummer;
+use helsenett_helseid::Principal;
+use helsenett_store::{Appender, records::PersonLookup};
+
+use crate::{document::Bundle, error::GrunndataError};
+
+/// Purposes a caller may state in the `nhn-purpose` header.
+pub const PURPOSES: [&str; 6] = [
+    "treatment",
+    "administration",
+    "quality-assurance",
+    "emergency",
+    "research",
+    "registry-maintenance",
+];
+/// Recorded when a caller of the public bundle states no purpose.
+pub const NOT_STATED: &str = "not-stated";
+
+/// What the log records about the request, beside each person.
+pub struct Asked<'a> {
+    pub principal: &'a Principal,
+    pub bundle: Bundle,
+    pub purpose: &'static str,
+    pub operation: &'static str,
+}
+
+impl Asked<'_> {
+    /// The legal basis a bundle stands for: the scope NHN granted the client, or none.
+    fn legal_basis(&self) -> &'static str {
+        match self.bundle {
+            Bundle::LegalBasis => "nhn:persontjenesten/ReadWithLegalBasis",
+            Bundle::NoLegalBasis => "none (public information)",
+        }
+    }
+
+    /// Writes one row per person, and returns once they are committed.
+    pub async fn log(
+        &self,
+        log: &Appender<PersonLookup>,
+        persons: impl IntoIterator<Item = (Fodselsnummer, bool)>,
+    ) -> Result<(), GrunndataError> {
+        let at = helsenett_core::time::now_millis();
+        let principal = self.principal;
+        let client_id: helsenett_store::records::Text = principal.client_id.as_str().into();
+        let token_id: helsenett_store::records::Text = principal.token_id.as_str().into();
+        let user = principal.user();
+        let rows: Vec<PersonLookup> = persons
+            .into_iter()
+            .map(|(nin, found)| PersonLookup {
+                at,
+                nin,
+                operation: self.operation,
+                bundle: self.bundle.as_str(),
+                legal_basis: self.legal_basis(),
+                purpose: self.purpose,
+                found,
+                client_id: client_id.clone(),
+                orgnr: principal.organisation,
+                child_orgnr: principal.child_organisation,
+                user_pid: user.map(|u| u.pid),
+                user_hpr: user.and_then(|u| u.hpr_number),
+                token_id: token_id.clone(),
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!("grunndata_person_lookups_total", "operation" => self.operation)
+            .increment(rows.len() as u64);
+        log.append(rows).await.map_err(GrunndataError::NotLogged)
+    }
+}
