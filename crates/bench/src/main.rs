@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod exchange_http;
+mod grunndata_http;
 mod helseid_tokens;
 mod helseid_verify;
 mod http;
@@ -45,6 +46,9 @@ enum Command {
     /// The message exchange over HTTP, end to end: sealed messages submitted, fetched, read
     /// and answered with AppRecs.
     ExchangeHttp(exchange_http::Args),
+    /// Persontjenesten over HTTP: look-ups by fødselsnummer with a bearer token, and bulk
+    /// look-ups of 1,000 persons; the server's memory.
+    GrunndataHttp(grunndata_http::Args),
     /// The exchange's workload against RabbitMQ, its peer: durable queues, persistent
     /// messages, publisher confirms and manual acks, a confirmed receipt for each message.
     Rabbitmq(rabbitmq::Args),
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::RegisterLookup(args) => register_lookup::run(args),
         Command::RegisterHttp(args) => register_http::run(args),
         Command::ExchangeHttp(args) => exchange_http::run(args),
+        Command::GrunndataHttp(args) => grunndata_http::run(args),
         Command::Rabbitmq(args) => rabbitmq::run(args),
     };
     match result {

@@ -485,7 +485,7 @@ impl View<'_> {
             Sex::Male => "Father",
         };
         for child in self.state.children(&person.nin) {
-            relations.push(relation(*child, "Child", parent_role));
+            relations.push(relation(child, "Child", parent_role));
         }
         relations
     }

@@ -16,7 +16,7 @@ use helsenett_core::Fodselsnummer;
 use helsenett_helseid::{Authorized, Guard, Principal, RequiredScope};
 use helsenett_store::{
     Appender, Store, StoreError,
-    records::{Person, PersonId, PersonLookup},
+    records::{PersonId, PersonLookup},
     with_pool,
 };
 use serde::Serialize;
@@ -68,8 +68,19 @@ pub struct ApiState {
     pub log: Appender<PersonLookup>,
 }
 
-impl FromRef<ApiState> for Guard {
-    fn from_ref(state: &ApiState) -> Guard {
+/// The state handlers get: a request clones one pointer rather than every handle the API holds.
+#[derive(Clone)]
+struct Shared(Arc<ApiState>);
+
+impl std::ops::Deref for Shared {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.0
+    }
+}
+
+impl FromRef<Shared> for Guard {
+    fn from_ref(state: &Shared) -> Guard {
         state.guard.clone()
     }
 }
@@ -78,10 +89,10 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/api/no-legal-basis", bundle_routes::<ReadNoLegalBasis>())
         .nest("/api/legal-basis", bundle_routes::<ReadWithLegalBasis>())
-        .with_state(state)
+        .with_state(Shared(Arc::new(state)))
 }
 
-fn bundle_routes<S: BundleScope>() -> Router<ApiState> {
+fn bundle_routes<S: BundleScope>() -> Router<Shared> {
     Router::new()
         .route("/person/get-by-nin", post(get_by_nin::<S>))
         .route("/person/bulk-by-nin", post(bulk_by_nin::<S>))
@@ -271,7 +282,7 @@ async fn look_up(
             let person = population.get(nin);
             found.push((*nin, person.is_some()));
             if let Some(person) = person {
-                documents.push(view.document(person, history));
+                documents.push(view.document(&person, history));
             }
         }
         (documents, found)
@@ -288,7 +299,7 @@ async fn look_up(
 
 async fn get_by_nin<S: BundleScope>(
     auth: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -327,7 +338,7 @@ fn bulk<'a>(
 
 async fn bulk_by_nin<S: BundleScope>(
     auth: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -360,7 +371,7 @@ fn nins_of(state: &ApiState, ids: &[PersonId]) -> Vec<Fodselsnummer> {
 
 async fn get_by_id<S: BundleScope>(
     auth: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -377,7 +388,7 @@ async fn get_by_id<S: BundleScope>(
 
 async fn bulk_by_id<S: BundleScope>(
     auth: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -405,7 +416,7 @@ struct PersonSearchResult {
 
 async fn search<S: BundleScope>(
     auth: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -419,7 +430,7 @@ async fn search<S: BundleScope>(
         query
             .run(p, S::BUNDLE)
             .iter()
-            .map(|person: &&Person| person.nin)
+            .map(|person| person.nin)
             .collect()
     });
     let results = look_up(&state, &auth.0, S::BUNDLE, &request, "search", &nins).await?;
@@ -459,7 +470,7 @@ fn criteria_form(body: &[u8]) -> Result<Criteria, GrunndataError> {
 
 async fn latest_event<S: BundleScope>(
     _: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
 ) -> Result<Json<feed::EventDocument>, GrunndataError> {
     api_version(&headers)?;
@@ -471,7 +482,7 @@ async fn latest_event<S: BundleScope>(
 
 async fn events<S: BundleScope>(
     _: Authorized<S>,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<feed::EventDocumentSearchResult>, GrunndataError> {

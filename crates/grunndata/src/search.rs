@@ -251,17 +251,15 @@ impl Query {
     }
 
     /// The first [`PAGE`] matches in fødselsnummer order.
-    pub fn run<'s>(&self, state: &'s State, bundle: Bundle) -> Vec<&'s Person> {
+    pub fn run(&self, state: &State, bundle: Bundle) -> Vec<Person> {
         // The narrowest index the criteria allow; a scan of everyone only for a given name with
         // a municipality or street.
-        let candidates: Box<dyn Iterator<Item = &Person>> = match (self.born, &self.family) {
-            (Some(Born::On(date)), _) => {
-                Box::new(state.born_on(date).iter().filter_map(|n| state.get(n)))
-            }
-            (_, Some(family)) => Box::new(state.named(family).iter().filter_map(|n| state.get(n))),
+        let candidates: Box<dyn Iterator<Item = Person>> = match (self.born, &self.family) {
+            (Some(Born::On(date)), _) => Box::new(state.born_on(date)),
+            (_, Some(family)) => Box::new(state.named(family)),
             _ => Box::new(state.all()),
         };
-        let mut found: Vec<&Person> = candidates.filter(|p| self.matches(p, bundle)).collect();
+        let mut found: Vec<Person> = candidates.filter(|p| self.matches(p, bundle)).collect();
         found.sort_unstable_by_key(|p| p.nin);
         found.truncate(PAGE);
         found

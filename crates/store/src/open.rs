@@ -21,6 +21,9 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The file of the embedded store inside the data dir.
+/// Bytes of the SQLite file each serving connection maps (`PRAGMA mmap_size`).
+pub(crate) const SQLITE_MMAP_SIZE: &str = "1073741824";
+
 pub const SQLITE_FILE: &str = "helsenett.db";
 /// A new store while a country is being loaded into it.
 const LOADING_FILE: &str = "helsenett.db.loading";
@@ -142,7 +145,7 @@ impl Store {
             .pragma("temp_store", "MEMORY")
             // Pages are read from a shared mapping rather than copied into each connection's
             // cache, which another connection's write would invalidate anyway.
-            .pragma("mmap_size", "1073741824")
+            .pragma("mmap_size", SQLITE_MMAP_SIZE)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Cache in KiB: 8 MiB per serving connection, small because every write by another

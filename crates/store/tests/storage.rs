@@ -210,6 +210,46 @@ async fn batches_larger_than_one_statement_are_written_whole() {
 }
 
 #[tokio::test]
+async fn every_person_is_read_back_in_number_order() {
+    each_backend(|db| async move {
+        let store = db.store;
+        store.insert_all(&[oslo()]).await.unwrap();
+        // More than one chunk of the SQLite read, with and without the optional columns.
+        let mut people: Vec<Person> = (1..=28)
+            .flat_map(|day| {
+                (0..999u16).filter_map(move |i| {
+                    Fodselsnummer::new(
+                        NaiveDate::from_ymd_opt(1970, 3, day).unwrap(),
+                        i,
+                        NumberKind::Fodselsnummer,
+                        true,
+                    )
+                })
+            })
+            .take(23_456)
+            .map(person)
+            .collect();
+        for (i, p) in people.iter_mut().enumerate() {
+            if i % 3 == 0 {
+                p.mother = Some(nin(1, 1));
+                p.deceased = NaiveDate::from_ymd_opt(2020, 1, 1);
+                p.status = PersonStatus::Deceased;
+                p.protection = AddressProtection::StrictlyConfidential;
+                p.last_event = i as i64;
+            }
+        }
+        store.insert_all(&people).await.unwrap();
+        assert_eq!(store.person_count().await.unwrap(), people.len());
+        let mut read = Vec::new();
+        store.for_each_person(|p| read.push(p)).await.unwrap();
+        people.sort_by_key(|p| p.nin);
+        assert_eq!(read.len(), people.len());
+        assert!(read == people, "the read differs from what was written");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn two_nodes_share_one_database() {
     each_backend(|db| async move {
         let other = db.open_another().await;
