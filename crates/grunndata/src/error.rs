@@ -13,8 +13,8 @@ pub enum GrunndataError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(&'static str),
-    /// The look-up could not be logged, so nothing is returned (no log, no data).
-    #[error("the look-up could not be logged; no data is returned")]
+    /// The look-up log is failing, so nothing is returned (no log, no data).
+    #[error("the look-up log cannot be written just now; no data is returned")]
     NotLogged(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -1,6 +1,6 @@
 //! Grunndata, the base registers: Persontjenesten (the population register). Each node holds
 //! the population in memory, follows the register's change-event feed, and logs every look-up
-//! of a person before it answers.
+//! of a person as it answers.
 
 mod document;
 mod error;
@@ -72,6 +72,12 @@ impl Grunndata {
     /// Applies the feed's new events now (tests, and a node that must be current at once).
     pub async fn follow(&self) -> Result<usize, StoreError> {
         self.state.population.follow(&self.state.store).await
+    }
+
+    /// Returns once every look-up answered so far is in the log: before a node stops, and
+    /// before a test reads the log.
+    pub async fn flush_log(&self) -> Result<(), StoreError> {
+        self.state.log.flush().await
     }
 
     /// `/persontjenesten`.

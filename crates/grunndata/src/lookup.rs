@@ -1,6 +1,7 @@
 //! The look-up log: every person a request returned (or asked for by number and did not find)
-//! is written with who asked, the purpose they stated and the legal basis they used, before the
-//! answer leaves. If the log cannot be written, no data is returned.
+//! is logged with who asked, the purpose they stated and the legal basis they used. The rows are
+//! queued before the answer leaves and committed within milliseconds (see
+//! [`helsenett_store::Appender`]); while the log cannot be written, no data is returned.
 
 use helsenett_core::Fodselsnummer;
 use helsenett_helseid::Principal;
@@ -37,7 +38,7 @@ impl Asked<'_> {
         }
     }
 
-    /// Writes one row per person, and returns once they are committed.
+    /// Queues one row per person for the log.
     pub async fn log(
         &self,
         log: &Appender<PersonLookup>,

@@ -159,7 +159,12 @@ async fn protect(store: &Store, nin: &str, level: &str) {
     });
 }
 
-async fn lookups(store: &Store, nin: &str) -> Vec<(String, String, String, String, bool, String)> {
+async fn lookups(
+    n: &Node,
+    store: &Store,
+    nin: &str,
+) -> Vec<(String, String, String, String, bool, String)> {
+    n.grunndata.flush_log().await.unwrap();
     with_pool!(store, pool => sqlx::query_as::<_, (String, String, String, String, bool, String)>(
         "SELECT operation, bundle, legal_basis, purpose, found, client_id FROM person_lookup \
          WHERE nin = $1 ORDER BY at",
@@ -206,7 +211,7 @@ async fn look_ups_follow_the_bundles_and_address_protection() {
         assert_eq!(a.body["id"].as_str().unwrap().len(), 32);
         assert!(a.body.get("familyRelation").is_none());
         assert_eq!(
-            lookups(&db.store, &plain).await,
+            lookups(&n, &db.store, &plain).await,
             vec![(
                 "get-by-nin".into(),
                 "no-legal-basis".into(),
@@ -331,7 +336,7 @@ async fn look_ups_follow_the_bundles_and_address_protection() {
         assert_problem(&a, StatusCode::NOT_FOUND, "no person");
         assert!(!a.text.contains(&unknown));
         assert!(
-            !lookups(&db.store, &unknown).await[0].4,
+            !lookups(&n, &db.store, &unknown).await[0].4,
             "a miss is logged too"
         );
         let a = n.get_by_nin("no-legal-basis", &public, &plain, "").await;
@@ -496,7 +501,7 @@ async fn search_needs_enough_criteria_and_never_reveals_a_protected_address() {
         assert!(!found(&search("no-legal-basis", &by_address).await).contains(&nin));
         assert!(found(&search("legal-basis", &by_address).await).contains(&nin));
         assert!(found(&search("no-legal-basis", &[("FamilyName", &family), ("BirthDate", &birth)]).await).contains(&nin));
-        let logged = lookups(&db.store, &nin).await;
+        let logged = lookups(&n, &db.store, &nin).await;
         assert!(logged.iter().all(|l| l.0 == "search" && l.3 == "administration"), "{logged:?}");
     })
     .await;
@@ -567,6 +572,66 @@ async fn the_feed_carries_synthetic_changes_that_every_node_applies() {
         );
         assert_eq!(a, b);
         assert_eq!(fresh.population().read(|p| p.seq()), total + i64::from(more.events()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_data_is_returned_while_the_look_up_log_cannot_be_written() {
+    each_backend(|db| async move {
+        let n = node(&db.store).await;
+        let public = TestClient::register(&db.store, "public", orgnr(900), &[PUBLIC])
+            .await
+            .token(&n.helseid, PUBLIC)
+            .await;
+        let nin = some(&db.store, "address_protection = 'Unclassified'").await;
+        let rename = |from: &'static str, to: &'static str| {
+            let store = db.store.clone();
+            async move {
+                let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+                with_pool!(&store, pool => sqlx::query(&sql).execute(pool).await.map(|_| ()))
+                    .unwrap();
+            }
+        };
+        rename("person_lookup", "person_lookup_away").await;
+        // The first look-up is queued and answered; once its write has failed, look-ups are
+        // refused rather than answered unlogged.
+        let first = n
+            .get_by_nin("no-legal-basis", &public, &nin, ALL_PUBLIC)
+            .await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+        let mut refused = None;
+        for _ in 0..100 {
+            let a = n
+                .get_by_nin("no-legal-basis", &public, &nin, ALL_PUBLIC)
+                .await;
+            if a.status != StatusCode::OK {
+                refused = Some(a);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let refused = refused.expect("look-ups were answered while the log failed");
+        assert_problem(
+            &refused,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no data is returned",
+        );
+        assert!(!refused.text.contains(&nin));
+        // Once the table is back, the queued rows are written (none dropped) and look-ups
+        // are answered again.
+        rename("person_lookup_away", "person_lookup").await;
+        n.grunndata.flush_log().await.unwrap();
+        let logged = lookups(&n, &db.store, &nin).await;
+        assert!(
+            !logged.is_empty(),
+            "the look-up answered before the failure was lost"
+        );
+        let again = n
+            .get_by_nin("no-legal-basis", &public, &nin, ALL_PUBLIC)
+            .await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+        assert_eq!(lookups(&n, &db.store, &nin).await.len(), logged.len() + 1);
     })
     .await;
 }

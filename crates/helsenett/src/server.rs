@@ -73,6 +73,9 @@ pub async fn run(
         Duration::from_secs(config.shutdown_grace_seconds),
     )
     .await?;
+    if let Err(e) = services.grunndata.flush_log().await {
+        tracing::error!(error = %e, "the look-up log could not be flushed");
+    }
     store.close().await;
     tracing::info!("helsenett stopped");
     Ok(())

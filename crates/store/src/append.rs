@@ -1,74 +1,125 @@
-//! Group commit for append-only rows, such as a log of look-ups: many requests hand their rows
-//! to one task per node, which writes whatever has gathered in one transaction and answers each
-//! request once that transaction has committed. A request never answers before its rows are
-//! in the database, and a burst costs one commit rather than one per request.
+//! Group commit for append-only rows, such as the log of population look-ups: requests hand
+//! their rows to one task per node, which writes whatever has gathered as one statement.
+//!
+//! A request waits only until its rows are queued, not until they are committed: waiting for the
+//! commit cost more than the look-up itself (35 µs of CPU per request in parked and woken
+//! threads, measured). Rows are committed within milliseconds; a failed write is retried until
+//! it succeeds and is never dropped, and while writes fail [`Appender::append`] refuses, so a
+//! caller can refuse to answer rather than answer unlogged. [`Appender::flush`] waits for
+//! everything queued so far, as a node does before it stops. What a crash of the process can
+//! lose is the queue of the last few milliseconds.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Record, Store, StoreError};
 
 /// Requests waiting at most; beyond this, callers wait for room (backpressure).
-const QUEUE: usize = 4_096;
-/// Rows in one transaction at most, so that one commit never grows without bound.
+const QUEUE: usize = 8_192;
+/// Rows in one write at most, so that one commit never grows without bound.
 const MAX_ROWS: usize = 20_000;
+/// Pause before a failed write is tried again.
+const RETRY: Duration = Duration::from_millis(500);
 
-type Reply = oneshot::Sender<Result<(), String>>;
+enum Message<R> {
+    Rows(Vec<R>),
+    Flush(oneshot::Sender<()>),
+}
 
 /// The handle requests append through; cheap to clone.
-pub struct Appender<R>(mpsc::Sender<(Vec<R>, Reply)>);
+pub struct Appender<R> {
+    queue: mpsc::Sender<Message<R>>,
+    failing: Arc<AtomicBool>,
+}
 
 impl<R> Clone for Appender<R> {
     fn clone(&self) -> Self {
-        Appender(self.0.clone())
+        Appender {
+            queue: self.queue.clone(),
+            failing: self.failing.clone(),
+        }
     }
 }
 
 impl<R: Record + Send + Sync + 'static> Appender<R> {
     /// Starts the node's writing task for `R`'s table.
     pub fn start(store: Store) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, receiver));
-        Appender(sender)
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let failing = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(store, receiver, failing.clone()));
+        Appender { queue, failing }
     }
 
-    /// Appends `rows`, returning once they are committed.
+    /// Queues `rows` for the next write; refused while writes are failing.
     pub async fn append(&self, rows: Vec<R>) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Internal("the append task has stopped");
-        self.0.send((rows, reply)).await.map_err(|_| stopped())?;
-        answer
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(StoreError::Internal("writing the log is failing"));
+        }
+        self.queue
+            .send(Message::Rows(rows))
             .await
-            .map_err(|_| stopped())?
-            .map_err(|e| StoreError::Query(sqlx::Error::Protocol(e)))
+            .map_err(|_| StoreError::Internal("the append task has stopped"))
+    }
+
+    /// Returns once everything queued before the call is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        let stopped = || StoreError::Internal("the append task has stopped");
+        self.queue
+            .send(Message::Flush(done))
+            .await
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())
     }
 }
 
-async fn run<R: Record + Send + Sync>(store: Store, mut requests: mpsc::Receiver<(Vec<R>, Reply)>) {
-    let mut batch = Vec::new();
+async fn run<R: Record + Send + Sync>(
+    store: Store,
+    mut queue: mpsc::Receiver<Message<R>>,
+    failing: Arc<AtomicBool>,
+) {
+    let mut messages = Vec::new();
     let mut rows = Vec::new();
-    while requests.recv_many(&mut batch, QUEUE).await > 0 {
-        while !batch.is_empty() {
-            // Whole requests, up to MAX_ROWS rows (a single larger request goes alone).
-            let mut end = 0;
-            while end < batch.len() && (end == 0 || rows.len() + batch[end].0.len() <= MAX_ROWS) {
-                rows.append(&mut batch[end].0);
-                end += 1;
+    let mut flushed = Vec::new();
+    while queue.recv_many(&mut messages, QUEUE).await > 0 {
+        for message in messages.drain(..) {
+            match message {
+                Message::Rows(mut more) => rows.append(&mut more),
+                Message::Flush(done) => flushed.push(done),
             }
-            let result = write(&store, &rows).await.map_err(|e| e.to_string());
-            if let Err(e) = &result {
-                tracing::error!(table = R::TABLE, error = %e, "appending rows failed");
-            }
-            metrics::histogram!("store_append_rows", "table" => R::TABLE).record(rows.len() as f64);
-            rows.clear();
-            for (_, reply) in batch.drain(..end) {
-                drop(reply.send(result.clone()));
-            }
+        }
+        for chunk in rows.chunks(MAX_ROWS) {
+            write(&store, chunk, &failing).await;
+        }
+        rows.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
         }
     }
 }
 
-async fn write<R: Record>(store: &Store, rows: &[R]) -> Result<(), StoreError> {
-    let mut writer = store.writer().await?;
-    writer.insert_all(rows).await?;
-    writer.commit().await
+/// Writes `rows`, trying again until the store takes them.
+async fn write<R: Record>(store: &Store, rows: &[R], failing: &AtomicBool) {
+    loop {
+        match store.insert_all(rows).await {
+            Ok(()) => {
+                failing.store(false, Ordering::Relaxed);
+                metrics::histogram!("store_append_rows", "table" => R::TABLE)
+                    .record(rows.len() as f64);
+                return;
+            }
+            Err(e) => {
+                failing.store(true, Ordering::Relaxed);
+                tracing::error!(table = R::TABLE, rows = rows.len(), error = %e, "appending rows failed; trying again");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
 }
