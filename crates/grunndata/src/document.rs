@@ -4,10 +4,13 @@
 
 use chrono::NaiveDate;
 use helsenett_core::{NumberKind, Sex};
-use helsenett_store::records::{AddressProtection, Person, PersonStatus};
+use helsenett_store::records::{AddressProtection, PersonStatus};
 use serde::Serialize;
 
-use crate::{municipalities::Municipalities, population::State};
+use crate::{
+    municipalities::Municipalities,
+    population::{Entry, State},
+};
 
 /// The authorization bundles of Persontjenesten, chosen by the route and the token's scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +309,7 @@ fn date_time(date: NaiveDate) -> String {
 
 impl View<'_> {
     /// The document of `person`, with `history` (oldest first) when the caller asked for it.
-    pub fn document(&self, person: &Person, history: &[Historic]) -> PersonDocument {
+    pub fn document(&self, person: &Entry, history: &[Historic]) -> PersonDocument {
         let parts = self.parts;
         let nin = person.nin;
         let shows_address = self.bundle.shows_address(person.protection);
@@ -392,10 +395,10 @@ impl View<'_> {
                     let current = self.address(
                         person.protection,
                         None,
-                        &person.address.street,
-                        &person.address.postal_code,
-                        &person.address.postal_place,
-                        &person.address.municipality,
+                        person.address.street,
+                        person.address.postal_code,
+                        person.address.postal_place,
+                        person.address.municipality,
                     );
                     let earlier = history.iter().filter_map(|h| match &h.value {
                         HistoricValue::Address {
@@ -463,7 +466,7 @@ impl View<'_> {
     }
 
     /// Parents, spouse and children, each named by fødselsnummer, seen from both sides.
-    fn family(&self, person: &Person) -> Vec<FamilyRelation> {
+    fn family(&self, person: &Entry) -> Vec<FamilyRelation> {
         let relation = |related: helsenett_core::Fodselsnummer, theirs, mine| FamilyRelation {
             is_valid: true,
             related_person: related.to_string(),

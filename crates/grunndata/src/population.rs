@@ -4,7 +4,7 @@
 //!
 //! A country of 5.5 million is held in about 100 bytes a person: names and places are numbers
 //! into a table of shared strings, and persons are rows of one vector that the indexes point
-//! into. A look-up turns a row back into the register's [`Person`].
+//! into. A look-up reads a row as an [`Entry`] of borrowed strings.
 
 use std::sync::RwLock;
 
@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use helsenett_core::Fodselsnummer;
 use helsenett_store::{
     Store, StoreError,
-    records::{Address, AddressProtection, Person, PersonId, PersonStatus, Text},
+    records::{AddressProtection, Person, PersonId, PersonStatus, Text},
     with_pool,
 };
 use rustc_hash::FxHashMap;
@@ -42,6 +42,30 @@ struct Row {
     last_event: i64,
 }
 
+/// A person as held, borrowed from the state: what look-ups and searches read, without a copy
+/// or a reference count per field.
+pub struct Entry<'a> {
+    pub nin: Fodselsnummer,
+    pub id: PersonId,
+    pub given_name: &'a str,
+    pub family_name: &'a str,
+    pub address: AddressRef<'a>,
+    pub mother: Option<Fodselsnummer>,
+    pub father: Option<Fodselsnummer>,
+    pub spouse: Option<Fodselsnummer>,
+    pub status: PersonStatus,
+    pub protection: AddressProtection,
+    pub deceased: Option<NaiveDate>,
+    pub last_event: i64,
+}
+
+pub struct AddressRef<'a> {
+    pub street: &'a str,
+    pub postal_code: &'a str,
+    pub postal_place: &'a str,
+    pub municipality: &'a str,
+}
+
 /// Each distinct string once, by number.
 #[derive(Default)]
 struct Strings {
@@ -60,8 +84,8 @@ impl Strings {
         n
     }
 
-    fn get(&self, n: u32) -> Text {
-        self.all[n as usize].clone()
+    fn get(&self, n: u32) -> &str {
+        &self.all[n as usize]
     }
 }
 
@@ -152,12 +176,12 @@ async fn last_event(store: &Store) -> Result<i64, StoreError> {
 }
 
 impl State {
-    pub fn get(&self, nin: &Fodselsnummer) -> Option<Person> {
-        self.by_nin.get(nin).map(|&i| self.person(i))
+    pub fn get(&self, nin: &Fodselsnummer) -> Option<Entry<'_>> {
+        self.by_nin.get(nin).map(|&i| self.entry(i))
     }
 
-    pub fn by_id(&self, id: PersonId) -> Option<Person> {
-        self.by_id.get(&id.0.to_be_bytes()).map(|&i| self.person(i))
+    pub fn by_id(&self, id: PersonId) -> Option<Entry<'_>> {
+        self.by_id.get(&id.0.to_be_bytes()).map(|&i| self.entry(i))
     }
 
     pub fn children(&self, nin: &Fodselsnummer) -> Vec<Fodselsnummer> {
@@ -166,17 +190,17 @@ impl State {
         })
     }
 
-    pub fn born_on(&self, date: NaiveDate) -> impl Iterator<Item = Person> + '_ {
-        self.persons(self.by_birth.get(&date))
+    pub fn born_on(&self, date: NaiveDate) -> impl Iterator<Item = Entry<'_>> {
+        self.entries(self.by_birth.get(&date))
     }
 
     /// Bearers of a family name, compared without case.
-    pub fn named(&self, family_name: &str) -> impl Iterator<Item = Person> + '_ {
-        self.persons(self.by_family.get(family_name.to_lowercase().as_str()))
+    pub fn named(&self, family_name: &str) -> impl Iterator<Item = Entry<'_>> {
+        self.entries(self.by_family.get(family_name.to_lowercase().as_str()))
     }
 
-    pub fn all(&self) -> impl Iterator<Item = Person> + '_ {
-        (0..self.rows.len() as u32).map(|i| self.person(i))
+    pub fn all(&self) -> impl Iterator<Item = Entry<'_>> {
+        (0..self.rows.len() as u32).map(|i| self.entry(i))
     }
 
     pub fn len(&self) -> usize {
@@ -192,19 +216,19 @@ impl State {
         self.seq
     }
 
-    fn persons<'a>(&'a self, rows: Option<&'a Vec<u32>>) -> impl Iterator<Item = Person> + 'a {
-        rows.into_iter().flatten().map(|&i| self.person(i))
+    fn entries<'a>(&'a self, rows: Option<&'a Vec<u32>>) -> impl Iterator<Item = Entry<'a>> {
+        rows.into_iter().flatten().map(|&i| self.entry(i))
     }
 
-    fn person(&self, i: u32) -> Person {
+    fn entry(&self, i: u32) -> Entry<'_> {
         let row = &self.rows[i as usize];
         let [postal_code, postal_place, municipality] = self.places[row.place as usize];
-        Person {
+        Entry {
             nin: row.nin,
             id: PersonId(u128::from_be_bytes(row.id)),
             given_name: self.strings.get(row.given_name),
             family_name: self.strings.get(row.family_name),
-            address: Address {
+            address: AddressRef {
                 street: self.strings.get(row.street),
                 postal_code: self.strings.get(postal_code),
                 postal_place: self.strings.get(postal_place),
@@ -281,17 +305,15 @@ impl State {
             self.insert(person);
             return;
         };
-        let old = self.person(i);
-        self.by_id.remove(&old.id.0.to_be_bytes());
-        for parent in [old.mother, old.father].into_iter().flatten() {
+        let old = self.entry(i);
+        let (id, parents, born) = (old.id, [old.mother, old.father], old.nin.birth_date());
+        let family: Box<str> = old.family_name.to_lowercase().into();
+        self.by_id.remove(&id.0.to_be_bytes());
+        for parent in parents.into_iter().flatten() {
             remove(self.children.get_mut(&parent), i);
         }
-        remove(self.by_birth.get_mut(&old.nin.birth_date()), i);
-        remove(
-            self.by_family
-                .get_mut(old.family_name.to_lowercase().as_str()),
-            i,
-        );
+        remove(self.by_birth.get_mut(&born), i);
+        remove(self.by_family.get_mut(&family), i);
         self.rows[i as usize] = self.row(&person);
         self.index(i, &person);
     }

@@ -5,9 +5,11 @@
 
 use chrono::NaiveDate;
 use helsenett_core::Sex;
-use helsenett_store::records::Person;
 
-use crate::{document::Bundle, population::State};
+use crate::{
+    document::Bundle,
+    population::{Entry, State},
+};
 
 /// Results per search at most, as the contract says.
 pub const PAGE: usize = 100;
@@ -184,7 +186,7 @@ impl Query {
             || self.municipality.is_some()
     }
 
-    fn matches(&self, person: &Person, bundle: Bundle) -> bool {
+    fn matches(&self, person: &Entry, bundle: Bundle) -> bool {
         let nin = person.nin;
         if let Some(born) = self.born {
             let date = nin.birth_date();
@@ -202,7 +204,7 @@ impl Query {
         if self.by_address() && !bundle.shows_address(person.protection) {
             return false;
         }
-        let given = words(&person.given_name);
+        let given = words(person.given_name);
         let family = person.family_name.to_lowercase();
         let all_names: Vec<&str> = given
             .iter()
@@ -251,15 +253,15 @@ impl Query {
     }
 
     /// The first [`PAGE`] matches in fødselsnummer order.
-    pub fn run(&self, state: &State, bundle: Bundle) -> Vec<Person> {
+    pub fn run<'s>(&self, state: &'s State, bundle: Bundle) -> Vec<Entry<'s>> {
         // The narrowest index the criteria allow; a scan of everyone only for a given name with
         // a municipality or street.
-        let candidates: Box<dyn Iterator<Item = Person>> = match (self.born, &self.family) {
+        let candidates: Box<dyn Iterator<Item = Entry<'s>>> = match (self.born, &self.family) {
             (Some(Born::On(date)), _) => Box::new(state.born_on(date)),
             (_, Some(family)) => Box::new(state.named(family)),
             _ => Box::new(state.all()),
         };
-        let mut found: Vec<Person> = candidates.filter(|p| self.matches(p, bundle)).collect();
+        let mut found: Vec<Entry<'s>> = candidates.filter(|p| self.matches(p, bundle)).collect();
         found.sort_unstable_by_key(|p| p.nin);
         found.truncate(PAGE);
         found
