@@ -18,7 +18,7 @@ use url::Url;
 use crate::{
     helseid_tokens::{
         Latency, Stats, bearer_token, cpu_seconds, emit_json, issuer_and_base, load_clients,
-        loader_runtime,
+        loader_runtime, round, warm_up,
     },
     http::{Connection, Target},
 };
@@ -156,35 +156,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for _ in 0..args.concurrency {
             connections.push(Connection::open(target.clone()).await?);
         }
-        let round = |count: usize, connections: Vec<Connection>, seed: usize| {
-            let per = count.div_ceil(args.concurrency);
-            let tasks: Vec<_> = connections
-                .into_iter()
-                .enumerate()
-                .map(|(w, c)| tokio::spawn(work(c, nins.clone(), headers.clone(), per, seed + w)))
-                .collect();
-            async move {
-                let started = Instant::now();
-                let mut stats = Stats::default();
-                let mut back = Vec::with_capacity(tasks.len());
-                for task in tasks {
-                    let (c, s) = task.await?;
-                    back.push(c);
-                    stats.merge(s);
-                }
-                anyhow::Ok((started.elapsed(), stats, back))
-            }
-        };
-        let (_, warm, connections) = round(args.warmup, connections, 0).await?;
-        if warm.errors > 0 {
-            for (what, n) in &warm.samples {
-                eprintln!("helsenett-bench: grunndata: warm-up error ({n}x): {what}");
-            }
-            bail!("{} warm-up requests failed", warm.errors);
-        }
+        let start = |c, per, seed| work(c, nins.clone(), headers.clone(), per, seed);
+        let connections = warm_up("grunndata", connections, args.warmup, &start).await?;
         let pids: Vec<u32> = args.server_pid.into_iter().collect();
         let cpu_before = cpu_seconds(&pids)?;
-        let (elapsed, mut stats, mut connections) = round(args.requests, connections, 1_000).await?;
+        let (elapsed, mut stats, mut connections) = round(connections, args.requests, 1_000, &start).await?;
         let server_cpu = cpu_seconds(&pids)? - cpu_before;
         for (what, n) in &stats.samples {
             eprintln!("helsenett-bench: grunndata: error ({n}x): {what}");

@@ -332,6 +332,56 @@ impl Stats {
     }
 }
 
+/// One round of `count` requests spread over `connections`, one worker each, started as
+/// `work(connection, its share, its seed)`; their stats merged, and the connections back.
+pub(crate) async fn round<F, Fut>(
+    connections: Vec<Connection>,
+    count: usize,
+    seed: usize,
+    work: &F,
+) -> Result<(std::time::Duration, Stats, Vec<Connection>)>
+where
+    F: Fn(Connection, usize, usize) -> Fut,
+    Fut: std::future::Future<Output = (Connection, Stats)> + Send + 'static,
+{
+    let per = count.div_ceil(connections.len().max(1));
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(w, c)| tokio::spawn(work(c, per, seed + w)))
+        .collect();
+    let started = Instant::now();
+    let mut stats = Stats::default();
+    let mut back = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (c, s) = task.await?;
+        back.push(c);
+        stats.merge(s);
+    }
+    Ok((started.elapsed(), stats, back))
+}
+
+/// An untimed [`round`] that must not fail.
+pub(crate) async fn warm_up<F, Fut>(
+    label: &str,
+    connections: Vec<Connection>,
+    count: usize,
+    work: &F,
+) -> Result<Vec<Connection>>
+where
+    F: Fn(Connection, usize, usize) -> Fut,
+    Fut: std::future::Future<Output = (Connection, Stats)> + Send + 'static,
+{
+    let (_, warm, connections) = round(connections, count, 0, work).await?;
+    if warm.errors > 0 {
+        for (what, n) in &warm.samples {
+            eprintln!("helsenett-bench: {label}: warm-up error ({n}x): {what}");
+        }
+        bail!("{} warm-up requests failed", warm.errors);
+    }
+    Ok(connections)
+}
+
 /// CPU time (user and system) the processes have used so far, from /proc/PID/stat.
 pub(crate) fn cpu_seconds(pids: &[u32]) -> Result<f64> {
     /// USER_HZ, the unit of /proc's times: 100 on every Linux ABI.

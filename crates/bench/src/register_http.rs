@@ -17,7 +17,7 @@ use url::Url;
 use crate::{
     helseid_tokens::{
         Latency, Stats, bearer_token, cpu_seconds, emit_json, issuer_and_base, load_clients,
-        loader_runtime,
+        loader_runtime, round, warm_up,
     },
     http::{self, Connection, Target},
 };
@@ -145,36 +145,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for _ in 0..args.concurrency {
             connections.push(Connection::open(target.clone()).await?);
         }
-        let round = |count: usize, connections: Vec<Connection>, seed: usize| {
-            let per = count.div_ceil(args.concurrency);
-            let tasks: Vec<_> = connections
-                .into_iter()
-                .enumerate()
-                .map(|(w, c)| {
-                    tokio::spawn(work(c, her_ids.clone(), auth.clone(), per, seed + w))
-                })
-                .collect();
-            async move {
-                let started = Instant::now();
-                let mut stats = Stats::default();
-                let mut back = Vec::with_capacity(tasks.len());
-                for task in tasks {
-                    let (c, s) = task.await?;
-                    back.push(c);
-                    stats.merge(s);
-                }
-                anyhow::Ok((started.elapsed(), stats, back))
-            }
-        };
-        let (_, warm, connections) = round(args.warmup, connections, 0).await?;
-        if warm.errors > 0 {
-            for (what, n) in &warm.samples {
-                eprintln!("helsenett-bench: register: warm-up error ({n}x): {what}");
-            }
-            bail!("{} warm-up requests failed", warm.errors);
-        }
+        let start = |c, per, seed| work(c, her_ids.clone(), auth.clone(), per, seed);
+        let connections = warm_up("register", connections, args.warmup, &start).await?;
         let cpu_before = cpu_seconds(&args.server_pids)?;
-        let (elapsed, mut stats, _) = round(args.requests, connections, 1_000).await?;
+        let (elapsed, mut stats, _) = round(connections, args.requests, 1_000, &start).await?;
         let server_cpu = cpu_seconds(&args.server_pids)? - cpu_before;
         for (what, n) in &stats.samples {
             eprintln!("helsenett-bench: register: error ({n}x): {what}");

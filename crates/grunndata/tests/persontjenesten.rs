@@ -123,6 +123,19 @@ impl Node {
     }
 }
 
+/// Tokens of a public-bundle client and of a legal-basis client.
+async fn tokens(n: &Node, store: &Store) -> (String, String) {
+    let public = TestClient::register(store, "public", orgnr(900), &[PUBLIC])
+        .await
+        .token(&n.helseid, PUBLIC)
+        .await;
+    let legal = TestClient::register(store, "legal", orgnr(910), &[LEGAL])
+        .await
+        .token(&n.helseid, LEGAL)
+        .await;
+    (public, legal)
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -179,14 +192,7 @@ async fn lookups(
 async fn look_ups_follow_the_bundles_and_address_protection() {
     each_backend(|db| async move {
         let n = node(&db.store).await;
-        let public = TestClient::register(&db.store, "public", orgnr(900), &[PUBLIC])
-            .await
-            .token(&n.helseid, PUBLIC)
-            .await;
-        let legal = TestClient::register(&db.store, "legal", orgnr(910), &[LEGAL])
-            .await
-            .token(&n.helseid, LEGAL)
-            .await;
+        let (public, legal) = tokens(&n, &db.store).await;
 
         // An ordinary person: the public bundle sees the address, and the look-up is logged.
         let plain = some(
@@ -455,14 +461,7 @@ async fn look_ups_follow_the_bundles_and_address_protection() {
 async fn search_needs_enough_criteria_and_never_reveals_a_protected_address() {
     each_backend(|db| async move {
         let n = node(&db.store).await;
-        let public = TestClient::register(&db.store, "public", orgnr(900), &[PUBLIC])
-            .await
-            .token(&n.helseid, PUBLIC)
-            .await;
-        let legal = TestClient::register(&db.store, "legal", orgnr(910), &[LEGAL])
-            .await
-            .token(&n.helseid, LEGAL)
-            .await;
+        let (public, legal) = tokens(&n, &db.store).await;
         let search = |bundle: &'static str, pairs: &[(&str, &str)]| {
             let token = if bundle == "legal-basis" { &legal } else { &public };
             n.call(Method::POST, format!("/persontjenesten/api/{bundle}/search/person?informationParts=Name&informationParts=NorwegianIdentificationNumber"),
