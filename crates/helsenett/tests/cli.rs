@@ -99,6 +99,20 @@ fn get_json(url: &str) -> (u16, Value) {
 
 /// Health, metrics, errors, limits and a clean stop, against one store.
 fn check_server(store: &[&str], backend: &str) {
+    // The population register's daily changes, the day after the country's date.
+    let events = succeeds(
+        helsenett()
+            .args(["synth", "events", "--days", "5"])
+            .args(store),
+    );
+    assert!(events.starts_with("5 days from 2026-11-23: "), "{events}");
+    let (_, error) = fails(
+        helsenett()
+            .args(["synth", "events", "--days", "0"])
+            .args(store),
+    );
+    assert!(error.contains("--days"), "{error}");
+
     let node = Node::start(store, &[("HELSENETT_MAX_REQUEST_BYTES", "1024")]);
     let (status, health) = get_json(&format!("{}/health", node.base));
     assert_eq!(status, 200, "{health}");
