@@ -5,11 +5,13 @@
 mod document;
 mod error;
 mod feed;
+mod hpr;
 mod lookup;
 mod municipalities;
 mod persontjenesten;
 mod population;
 mod search;
+mod state;
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,7 +25,10 @@ pub use lookup::PURPOSES;
 pub use persontjenesten::{BULK_MAX, ReadNoLegalBasis, ReadWithLegalBasis};
 pub use population::Population;
 
-use crate::{municipalities::Municipalities, persontjenesten::ApiState};
+use crate::{
+    municipalities::Municipalities,
+    state::{ApiState, Shared},
+};
 
 /// How often a node looks for new events in the feed.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
@@ -80,11 +85,11 @@ impl Grunndata {
         self.state.log.flush().await
     }
 
-    /// `/persontjenesten`.
+    /// `/persontjenesten` and `/hpr`.
     pub fn router(&self) -> Router {
-        Router::new().nest(
-            "/persontjenesten",
-            persontjenesten::router(self.state.clone()),
-        )
+        Router::new()
+            .nest("/persontjenesten", persontjenesten::router())
+            .nest("/hpr", hpr::router())
+            .with_state(Shared(Arc::new(self.state.clone())))
     }
 }

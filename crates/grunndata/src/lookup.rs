@@ -3,11 +3,12 @@
 //! queued before the answer leaves and committed within milliseconds (see
 //! [`helsenett_store::Appender`]); while the log cannot be written, no data is returned.
 
+use axum::http::HeaderMap;
 use helsenett_core::Fodselsnummer;
 use helsenett_helseid::Principal;
 use helsenett_store::{Appender, records::PersonLookup};
 
-use crate::{document::Bundle, error::GrunndataError};
+use crate::error::GrunndataError;
 
 /// Purposes a caller may state in the `nhn-purpose` header.
 pub const PURPOSES: [&str; 6] = [
@@ -18,26 +19,55 @@ pub const PURPOSES: [&str; 6] = [
     "research",
     "registry-maintenance",
 ];
-/// Recorded when a caller of the public bundle states no purpose.
+/// Recorded when a caller who need not state a purpose states none.
 pub const NOT_STATED: &str = "not-stated";
+
+/// The purpose the caller states in `nhn-purpose`, one of [`PURPOSES`]; [`NOT_STATED`] when
+/// absent and not `required`.
+pub fn stated_purpose(headers: &HeaderMap, required: bool) -> Result<&'static str, GrunndataError> {
+    let stated = headers
+        .get("nhn-purpose")
+        .map(|v| v.to_str().map(str::trim));
+    match stated {
+        Some(Ok(value)) => PURPOSES
+            .iter()
+            .copied()
+            .find(|p| *p == value)
+            .ok_or_else(|| {
+                GrunndataError::invalid(
+                    "nhn-purpose",
+                    format!("must be one of {}", PURPOSES.join(", ")),
+                )
+            }),
+        Some(Err(_)) => Err(GrunndataError::invalid("nhn-purpose", "is not text")),
+        None if required => Err(GrunndataError::invalid(
+            "nhn-purpose",
+            format!(
+                "the header is required with legal basis: one of {}",
+                PURPOSES.join(", ")
+            ),
+        )),
+        None => Ok(NOT_STATED),
+    }
+}
+
+/// A fødselsnummer or D-nummer from the request; the error names the rule, never the number.
+pub fn nin(field: &str, value: &str) -> Result<Fodselsnummer, GrunndataError> {
+    Fodselsnummer::parse(value.trim()).map_err(|e| GrunndataError::invalid(field, e.reason))
+}
 
 /// What the log records about the request, beside each person.
 pub struct Asked<'a> {
     pub principal: &'a Principal,
-    pub bundle: Bundle,
+    /// The register and view: `no-legal-basis`, `legal-basis`, `hpr`, `fastlegeregisteret`.
+    pub bundle: &'static str,
+    /// The scope that gave the caller the data, or that none was needed.
+    pub legal_basis: &'static str,
     pub purpose: &'static str,
     pub operation: &'static str,
 }
 
 impl Asked<'_> {
-    /// The legal basis a bundle stands for: the scope NHN granted the client, or none.
-    fn legal_basis(&self) -> &'static str {
-        match self.bundle {
-            Bundle::LegalBasis => "nhn:persontjenesten/ReadWithLegalBasis",
-            Bundle::NoLegalBasis => "none (public information)",
-        }
-    }
-
     /// Queues one row per person for the log.
     pub async fn log(
         &self,
@@ -55,8 +85,8 @@ impl Asked<'_> {
                 at,
                 nin,
                 operation: self.operation,
-                bundle: self.bundle.as_str(),
-                legal_basis: self.legal_basis(),
+                bundle: self.bundle,
+                legal_basis: self.legal_basis,
                 purpose: self.purpose,
                 found,
                 client_id: client_id.clone(),

@@ -2,33 +2,28 @@
 //! `/persontjenesten`: look-up by number (single and bulk) and by id, search, and the event
 //! feed, each under `/api/no-legal-basis` and `/api/legal-basis` with the bundle's scope.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::collections::BTreeSet;
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{FromRef, Path, RawQuery, State},
+    extract::{Path, RawQuery, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use helsenett_core::Fodselsnummer;
-use helsenett_helseid::{Authorized, Guard, Principal, RequiredScope};
-use helsenett_store::{
-    Appender, Store, StoreError,
-    records::{PersonId, PersonLookup},
-    with_pool,
-};
+use helsenett_helseid::{Authorized, Principal, RequiredScope};
+use helsenett_store::{Store, StoreError, records::PersonId, with_pool};
 use serde::Serialize;
 
 use crate::{
     document::{Bundle, Historic, HistoricValue, Parts, PartsError, PersonDocument, View},
     error::GrunndataError,
     feed,
-    lookup::{Asked, NOT_STATED, PURPOSES},
-    municipalities::Municipalities,
-    population::Population,
+    lookup::{Asked, nin, stated_purpose},
     search::Criteria,
+    state::{ApiState, Shared},
 };
 
 pub const AUDIENCE: &str = "nhn:persontjenesten";
@@ -59,37 +54,10 @@ impl BundleScope for ReadWithLegalBasis {
     const BUNDLE: Bundle = Bundle::LegalBasis;
 }
 
-#[derive(Clone)]
-pub struct ApiState {
-    pub store: Store,
-    pub guard: Guard,
-    pub population: Arc<Population>,
-    pub municipalities: Arc<Municipalities>,
-    pub log: Appender<PersonLookup>,
-}
-
-/// The state handlers get: a request clones one pointer rather than every handle the API holds.
-#[derive(Clone)]
-struct Shared(Arc<ApiState>);
-
-impl std::ops::Deref for Shared {
-    type Target = ApiState;
-    fn deref(&self) -> &ApiState {
-        &self.0
-    }
-}
-
-impl FromRef<Shared> for Guard {
-    fn from_ref(state: &Shared) -> Guard {
-        state.guard.clone()
-    }
-}
-
-pub fn router(state: ApiState) -> Router {
+pub fn router() -> Router<Shared> {
     Router::new()
         .nest("/api/no-legal-basis", bundle_routes::<ReadNoLegalBasis>())
         .nest("/api/legal-basis", bundle_routes::<ReadWithLegalBasis>())
-        .with_state(Shared(Arc::new(state)))
 }
 
 fn bundle_routes<S: BundleScope>() -> Router<Shared> {
@@ -153,35 +121,6 @@ fn api_version(headers: &HeaderMap) -> Result<(), GrunndataError> {
     }
 }
 
-/// The purpose the caller states in `nhn-purpose`: required with legal basis, where it is what
-/// the basis is used for; recorded as not stated on the public bundle.
-fn purpose(headers: &HeaderMap, bundle: Bundle) -> Result<&'static str, GrunndataError> {
-    let stated = headers
-        .get("nhn-purpose")
-        .map(|v| v.to_str().map(str::trim));
-    match stated {
-        Some(Ok(value)) => PURPOSES
-            .iter()
-            .copied()
-            .find(|p| *p == value)
-            .ok_or_else(|| {
-                GrunndataError::invalid(
-                    "nhn-purpose",
-                    format!("must be one of {}", PURPOSES.join(", ")),
-                )
-            }),
-        Some(Err(_)) => Err(GrunndataError::invalid("nhn-purpose", "is not text")),
-        None if bundle == Bundle::LegalBasis => Err(GrunndataError::invalid(
-            "nhn-purpose",
-            format!(
-                "the header is required with legal basis: one of {}",
-                PURPOSES.join(", ")
-            ),
-        )),
-        None => Ok(NOT_STATED),
-    }
-}
-
 /// What every person look-up asks: which parts, with history or not, and for what purpose.
 struct Request {
     parts: Parts,
@@ -195,7 +134,7 @@ fn request(
     bundle: Bundle,
 ) -> Result<Request, GrunndataError> {
     api_version(headers)?;
-    let purpose = purpose(headers, bundle)?;
+    let purpose = stated_purpose(headers, bundle == Bundle::LegalBasis)?;
     let query = pairs(query.unwrap_or_default().as_bytes());
     let parts = Parts::parse(values(&query, "informationParts"), bundle).map_err(|e| match e {
         PartsError::Missing => GrunndataError::invalid(
@@ -216,11 +155,6 @@ fn request(
         history: flag(&query, "includeHistory")?,
         purpose,
     })
-}
-
-fn nin(field: &str, value: &str) -> Result<Fodselsnummer, GrunndataError> {
-    // The error names the rule, never the number.
-    Fodselsnummer::parse(value.trim()).map_err(|e| GrunndataError::invalid(field, e.reason))
 }
 
 /// Earlier names and addresses of each person, newest first, when history was asked for.
@@ -289,7 +223,11 @@ async fn look_up(
     });
     let asked = Asked {
         principal,
-        bundle,
+        bundle: bundle.as_str(),
+        legal_basis: match bundle {
+            Bundle::LegalBasis => ReadWithLegalBasis::SCOPE,
+            Bundle::NoLegalBasis => "none (public information)",
+        },
         purpose: request.purpose,
         operation,
     };

@@ -2,114 +2,20 @@
 //! and address protection, bulk and id look-ups, search rules, the event feed with synthetic
 //! changes, and the look-up log.
 
-use axum::{
-    Router,
-    body::{Body, to_bytes},
-    http::{Method, Request, StatusCode, header},
-};
-use chrono::{Days, NaiveDate, Utc};
-use helsenett_core::{Fodselsnummer, NumberKind, Organisasjonsnummer};
+mod support;
+
+use axum::http::{Method, StatusCode};
+use chrono::{Days, NaiveDate};
+use helsenett_core::{Fodselsnummer, NumberKind};
 use helsenett_grunndata::Grunndata;
-use helsenett_helseid::{HelseId, Settings, testing::TestClient};
+use helsenett_helseid::testing::TestClient;
 use helsenett_store::{Store, testing::each_backend, with_pool};
-use helsenett_synth::{Options, Plan};
-use indicatif::ProgressBar;
-use serde_json::Value;
-use tower::ServiceExt;
-use url::Url;
+use support::{Answer, Node, assert_problem, form, lookups, node, orgnr, some, today};
 
 const PUBLIC: &str = "nhn:persontjenesten/ReadNoLegalBasis";
 const LEGAL: &str = "nhn:persontjenesten/ReadWithLegalBasis";
 
-fn orgnr(seq: u32) -> Organisasjonsnummer {
-    (seq..).find_map(Organisasjonsnummer::synthetic).unwrap()
-}
-
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
-}
-
-struct Node {
-    helseid: HelseId,
-    grunndata: Grunndata,
-    app: Router,
-}
-
-async fn node(store: &Store) -> Node {
-    let plan = Plan::custom("test", &["Vadsø", "Bergen"], 600, 2).unwrap();
-    let options = Options {
-        seed: 5,
-        as_of: today(),
-        export: None,
-    };
-    helsenett_synth::generate(store, plan, options, &ProgressBar::hidden())
-        .await
-        .unwrap();
-    let settings = Settings {
-        public_url: Url::parse("https://helsenett.test").unwrap(),
-        access_token_seconds: 300,
-        admin_token: None,
-    };
-    let helseid = HelseId::start(store.clone(), settings).await.unwrap();
-    let grunndata = Grunndata::start(store.clone(), helseid.guard())
-        .await
-        .unwrap();
-    let app = helseid.router().merge(grunndata.router());
-    Node {
-        helseid,
-        grunndata,
-        app,
-    }
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    body: Value,
-    text: String,
-}
-
 impl Node {
-    async fn call(
-        &self,
-        method: Method,
-        path: String,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        form: Option<String>,
-    ) -> Answer {
-        let mut request = Request::builder().method(method).uri(path.as_str());
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = match form {
-            Some(form) => request
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(form)),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let bytes = to_bytes(response.into_body(), 1 << 26).await.unwrap();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Answer {
-            status,
-            content_type,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
-    }
-
     /// `POST {bundle}/person/get-by-nin` with the usual headers.
     async fn get_by_nin(&self, bundle: &str, token: &str, nin: &str, query: &str) -> Answer {
         self.call(
@@ -122,6 +28,10 @@ impl Node {
         .await
     }
 }
+
+const ALL_PUBLIC: &str = "informationParts=Name&informationParts=NorwegianIdentificationNumber\
+    &informationParts=ResidentialAddress&informationParts=AddressProtection&informationParts=Status\
+    &informationParts=Birth&informationParts=Gender&informationParts=Death";
 
 /// Tokens of a public-bundle client and of a legal-basis client.
 async fn tokens(n: &Node, store: &Store) -> (String, String) {
@@ -136,28 +46,6 @@ async fn tokens(n: &Node, store: &Store) -> (String, String) {
     (public, legal)
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-const ALL_PUBLIC: &str = "informationParts=Name&informationParts=NorwegianIdentificationNumber\
-    &informationParts=ResidentialAddress&informationParts=AddressProtection&informationParts=Status\
-    &informationParts=Birth&informationParts=Gender&informationParts=Death";
-
-fn assert_problem(a: &Answer, status: StatusCode, needle: &str) {
-    assert_eq!(a.status, status, "{}", a.text);
-    assert_eq!(a.content_type, "application/problem+json", "{}", a.text);
-    assert!(a.text.contains(needle), "{needle:?} not in {}", a.text);
-}
-
-/// Some person's number with the properties `sql` selects (`SELECT nin FROM person WHERE ...`).
-async fn some(store: &Store, condition: &str) -> String {
-    let sql = format!("SELECT nin FROM person WHERE {condition} ORDER BY nin LIMIT 1");
-    with_pool!(store, pool => sqlx::query_scalar::<_, String>(&sql).fetch_one(pool).await).unwrap()
-}
-
 /// Gives a person an address protection through the feed, as the population register would.
 async fn protect(store: &Store, nin: &str, level: &str) {
     let seq: i64 = with_pool!(store, pool => sqlx::query_scalar::<_, i64>(
@@ -170,22 +58,6 @@ async fn protect(store: &Store, nin: &str, level: &str) {
                      VALUES ($1, $2, 'ChangeInAddressProtection', $3, 0)")
             .bind(seq).bind(nin).bind(today().to_string()).execute(pool).await.unwrap();
     });
-}
-
-async fn lookups(
-    n: &Node,
-    store: &Store,
-    nin: &str,
-) -> Vec<(String, String, String, String, bool, String)> {
-    n.grunndata.flush_log().await.unwrap();
-    with_pool!(store, pool => sqlx::query_as::<_, (String, String, String, String, bool, String)>(
-        "SELECT operation, bundle, legal_basis, purpose, found, client_id FROM person_lookup \
-         WHERE nin = $1 ORDER BY at",
-    )
-    .bind(nin)
-    .fetch_all(pool)
-    .await)
-    .unwrap()
 }
 
 #[tokio::test]
@@ -369,9 +241,8 @@ async fn look_ups_follow_the_bundles_and_address_protection() {
 
         // Bulk and by id: found persons only, each number checked, at most 100.
         let post = |path: &str, pairs: Vec<(&str, String)>| {
-            let body = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs)
-                .finish();
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let body = form(&pairs);
             n.call(
                 Method::POST,
                 format!("/persontjenesten/api/no-legal-basis/person/{path}?{ALL_PUBLIC}"),

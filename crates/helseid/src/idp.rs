@@ -24,12 +24,13 @@ pub async fn find(store: &Store, pid: &Fodselsnummer) -> Result<Option<UserClaim
     let Some((given, family)) = person else {
         return Ok(None);
     };
-    let hpr = with_pool!(store, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT hpr FROM health_personnel WHERE nin = $1 ORDER BY hpr LIMIT 1",
-    )
-    .bind(&nin)
-    .fetch_optional(pool)
-    .await)?;
+    // Only an authorised, unsuspended professional carries an HPR number: services take the
+    // claim to mean "may act as health personnel" (decisions.md).
+    let hpr = store
+        .hpr_by_nin(*pid)
+        .await?
+        .filter(|entry| entry.authorised_on(helsenett_core::time::today()))
+        .map(|entry| entry.personnel.hpr);
     Ok(Some(UserClaims {
         pid: nin,
         security_level: SECURITY_LEVEL.into(),

@@ -734,8 +734,12 @@ async fn doctor(store: &Store) -> Fodselsnummer {
     ).bind(nin.to_string()).execute(pool).await.map(drop)).unwrap();
     with_pool!(store, pool => sqlx::query(
         "INSERT INTO health_personnel (hpr, nin, profession, given_name, family_name)
-         VALUES (9123456, $1, 'lege', 'Kari', 'Testlege')",
+         VALUES (9123456, $1, 'LE', 'Kari', 'Testlege')",
     ).bind(nin.to_string()).execute(pool).await.map(drop))
+    .unwrap();
+    with_pool!(store, pool => sqlx::query(
+        "INSERT INTO hpr_approval (hpr, profession, authorisation, valid_from) VALUES (9123456, 'LE', '1', '2008-06-20')",
+    ).execute(pool).await.map(drop))
     .unwrap();
     nin
 }
@@ -872,6 +876,19 @@ async fn a_doctor_signs_in_with_code_pkce_and_par() {
         assert_eq!(info.status, StatusCode::OK, "{}", info.text);
         assert_eq!(info.body["sub"], id_token["sub"]);
         assert_eq!(info.body["name"], "Kari Testlege");
+
+        // Suspended by Statens helsetilsyn: still a person who may sign in, but not as
+        // health personnel.
+        let yesterday = helsenett_core::time::today() - chrono::Days::new(1);
+        with_pool!(&db.store, pool => sqlx::query(
+            "INSERT INTO hpr_suspension (hpr, profession, valid_from) VALUES (9123456, 'LE', $1)",
+        ).bind(yesterday.to_string()).execute(pool).await.map(drop)).unwrap();
+        let back = net.sign_in(&query, &pid).await;
+        let suspended = net.redeem(&back["code"], &verifier).await;
+        assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.text);
+        let id_token: Value = jsonwebtoken::dangerous::insecure_decode::<Value>(suspended.body["id_token"].as_str().unwrap()).unwrap().claims;
+        assert_eq!(id_token["helseid://claims/identity/pid"], pid);
+        assert!(id_token.get("helseid://claims/hpr/hpr_number").is_none(), "{id_token}");
 
         // Pushed authorization request.
         let pushed = send(&net.app, form("/helseid/connect/par", &[

@@ -10,6 +10,7 @@
 
 mod append;
 mod error;
+pub mod hpr;
 mod open;
 pub mod records;
 mod write;

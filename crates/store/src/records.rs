@@ -33,6 +33,7 @@ macro_rules! codes {
         }
     };
 }
+pub(crate) use codes;
 
 codes!(
     /// What an organisation is, in the terms of the address register.
@@ -66,7 +67,8 @@ codes!(
     Profession {
         Doctor = "LE",
         Nurse = "SP",
-        Pharmacist = "FA",
+        /// Provisorfarmasøyt: the pharmacist who may run a pharmacy.
+        Pharmacist = "FA1",
         Physiotherapist = "FT",
         Dentist = "TL",
     }
@@ -120,7 +122,7 @@ pub fn kind_code(kind: NumberKind) -> &'static str {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -668,7 +670,7 @@ fn person_of(row: PersonRow) -> Result<Person, StoreError> {
 }
 
 /// Decodes a stored identifier, reporting a bad one as corruption rather than as user error.
-fn stored<T>(
+pub(crate) fn stored<T>(
     column: &str,
     text: &str,
     parse: impl Fn(&str) -> Result<T, helsenett_core::IdError>,
@@ -684,7 +686,7 @@ fn stored_opt<T>(
     text.map(|t| stored(column, &t, &parse)).transpose()
 }
 
-fn stored_number<T>(
+pub(crate) fn stored_number<T>(
     column: &str,
     n: i64,
     new: impl Fn(u32) -> Result<T, helsenett_core::IdError>,

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::{
     SynthError,
     export::Exporter,
+    hpr,
     people::{NinAllocator, PeopleMaker},
     pki::{self, KeyPurpose, Subject, TestCa},
     plan::Plan,
@@ -186,6 +187,9 @@ async fn write_batch(
     writer.insert_all(&batch.cpp).await?;
     writer.insert_all(&batch.coverage).await?;
     writer.insert_all(&batch.personnel).await?;
+    writer.insert_all(&batch.hpr_approvals).await?;
+    writer.insert_all(&batch.hpr_specialities).await?;
+    writer.insert_all(&batch.hpr_suspensions).await?;
     writer.insert_all(&batch.gp_lists).await?;
     summary.organisations += batch.organisations.len();
     summary.communication_parties += batch.parties.len();
@@ -344,6 +348,8 @@ fn make_country(
             ..Batch::default()
         };
         Providers::new(people, &mut seq, &mut batch).municipality();
+        let mut hpr_rng = seeded_rng(seed, &format!("hpr:{}", municipality.number));
+        hpr::register(&mut batch, &mut hpr_rng, as_of);
         send(batch, &mut organisations)?;
     }
     for (county, hospitals) in counties(&plan) {

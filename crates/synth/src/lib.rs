@@ -6,6 +6,7 @@ mod changes;
 mod cpp;
 mod export;
 mod generate;
+mod hpr;
 mod people;
 pub mod pki;
 mod plan;

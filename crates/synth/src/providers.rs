@@ -4,9 +4,12 @@
 
 use chrono::{Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer};
-use helsenett_store::records::{
-    CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
-    OrganisationKind, PartyCoverage, PartyKind, Person, Profession, Text,
+use helsenett_store::{
+    hpr::{HprApproval, HprSpeciality, HprSuspension},
+    records::{
+        CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
+        OrganisationKind, PartyCoverage, PartyKind, Person, Profession, Text,
+    },
 };
 use rand::{
     Rng,
@@ -74,6 +77,9 @@ pub struct Batch {
     pub cpp: Vec<CppProcess>,
     pub coverage: Vec<PartyCoverage>,
     pub personnel: Vec<HealthPersonnel>,
+    pub hpr_approvals: Vec<HprApproval>,
+    pub hpr_specialities: Vec<HprSpeciality>,
+    pub hpr_suspensions: Vec<HprSuspension>,
     pub gp_lists: Vec<GpList>,
     pub gp_members: Vec<GpListMember>,
 }

@@ -6,8 +6,8 @@ use std::{
 };
 
 use chrono::NaiveDate;
-use helsenett_core::{Fodselsnummer, Organisasjonsnummer};
-use helsenett_store::{Store, testing::each_backend, with_pool};
+use helsenett_core::{Fodselsnummer, HprNummer, Organisasjonsnummer};
+use helsenett_store::{Store, hpr::Speciality, testing::each_backend, with_pool};
 use helsenett_synth::{Options, Plan, SynthError, generate};
 use indicatif::ProgressBar;
 use openssl::{
@@ -88,6 +88,41 @@ async fn identifiers_are_valid_synthetic_and_unique() {
         let personnel_not_people = "SELECT COUNT(*) FROM health_personnel h LEFT JOIN person p ON p.nin = h.nin WHERE p.nin IS NULL";
         assert_eq!(int(&store, personnel_not_people).await, 0);
         assert_eq!(int(&store, "SELECT COUNT(DISTINCT nin) FROM health_personnel").await, int(&store, "SELECT COUNT(*) FROM health_personnel").await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn personnel_are_authorised_in_hpr_with_few_exceptions() {
+    each_backend(|db| async move {
+        let store = db.store;
+        let summary = make(&store, 5, None).await;
+        let day = as_of();
+        let numbers = with_pool!(&store, pool => sqlx::query_scalar::<_, i64>("SELECT hpr FROM health_personnel")
+            .fetch_all(pool).await.unwrap());
+        assert_eq!(numbers.len(), summary.health_personnel);
+        let gps: HashSet<i64> = with_pool!(&store, pool => sqlx::query_scalar::<_, i64>("SELECT gp_hpr FROM gp_list")
+            .fetch_all(pool).await.unwrap()).into_iter().collect();
+        let (mut authorised, mut suspended, mut gp_specialists) = (0, 0, 0);
+        for n in &numbers {
+            let entry = store.hpr_by_number(HprNummer::new(*n as u32).unwrap()).await.unwrap().unwrap();
+            assert!(!entry.approvals.is_empty(), "{n} has an approval");
+            let born = entry.personnel.nin.birth_date();
+            for a in &entry.approvals {
+                assert_eq!(a.profession, entry.personnel.profession);
+                assert!(a.period.from >= born + chrono::Months::new(12 * 24), "{n} qualified at 24 or later");
+                assert!(a.period.to.is_none_or(|to| to > a.period.from));
+            }
+            for s in &entry.specialities {
+                assert!(entry.approvals.iter().any(|a| a.period.from <= s.period.from), "{n}: a speciality follows an approval");
+            }
+            authorised += usize::from(entry.authorised_on(day));
+            suspended += usize::from(entry.suspensions.iter().any(|s| s.period.holds_on(day)));
+            gp_specialists += usize::from(gps.contains(n) && entry.specialities.iter().any(|s| s.speciality == Speciality::GeneralPractice));
+        }
+        // The shares are the generator's unit tests'; a country this small only shows the links.
+        assert!(authorised > 0 && authorised + suspended <= numbers.len());
+        assert!(gp_specialists > 0, "{} GPs, none a specialist", gps.len());
     })
     .await;
 }
