@@ -13,6 +13,9 @@ pub enum GrunndataError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(&'static str),
+    /// The request is well formed but the register's state refuses it (slug, why).
+    #[error("{1}")]
+    Conflict(&'static str, &'static str),
     /// The look-up log is failing, so nothing is returned (no log, no data).
     #[error("the look-up log cannot be written just now; no data is returned")]
     NotLogged(StoreError),
@@ -40,6 +43,10 @@ impl GrunndataError {
             }
             GrunndataError::NotFound(_) => {
                 Problem::new(404, "not-found", "Not found").with_detail(self.to_string())
+            }
+            GrunndataError::Conflict(slug, _) => {
+                Problem::new(409, slug, "Refused by the register's rules")
+                    .with_detail(self.to_string())
             }
             GrunndataError::NotLogged(e) => {
                 tracing::error!(error = %e, "a person look-up could not be logged");

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::GrunndataError,
-    lookup::{Asked, nin, stated_purpose},
+    lookup::{Asked, json_body, nin, stated_purpose},
     state::Shared,
 };
 
@@ -190,10 +190,7 @@ async fn by_nin(
     body: Bytes,
 ) -> Result<Json<PersonnelDocument>, GrunndataError> {
     let asked = asked(&auth, &headers, "hpr-get-by-nin")?;
-    // The serde message could quote the value sent; the error says what is expected instead.
-    let request: ByNin = helsenett_core::json::from_body(&body).map_err(|_| {
-        GrunndataError::invalid("body", "must be a JSON object {\"nin\": \"<11 digits>\"}")
-    })?;
+    let request: ByNin = json_body(&body, r#"{"nin": "<11 digits>"}"#)?;
     let nin = nin("nin", &request.nin)?;
     let entry = state.store.hpr_by_nin(nin).await?;
     asked.log(&state.log, [(nin, entry.is_some())]).await?;

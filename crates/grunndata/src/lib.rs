@@ -1,9 +1,11 @@
-//! Grunndata, the base registers: Persontjenesten (the population register). Each node holds
-//! the population in memory, follows the register's change-event feed, and logs every look-up
+//! Grunndata, the base registers: Persontjenesten (the population register),
+//! Helsepersonellregisteret (HPR) and Fastlegeregisteret (GP lists). Each node holds the
+//! population in memory, follows the register's change-event feed, and logs every look-up
 //! of a person as it answers.
 
 mod document;
 mod error;
+mod fastlegeregisteret;
 mod feed;
 mod hpr;
 mod lookup;
@@ -85,11 +87,12 @@ impl Grunndata {
         self.state.log.flush().await
     }
 
-    /// `/persontjenesten` and `/hpr`.
+    /// `/persontjenesten`, `/hpr` and `/fastlegeregisteret`.
     pub fn router(&self) -> Router {
         Router::new()
             .nest("/persontjenesten", persontjenesten::router())
             .nest("/hpr", hpr::router())
+            .nest("/fastlegeregisteret", fastlegeregisteret::router())
             .with_state(Shared(Arc::new(self.state.clone())))
     }
 }

@@ -56,6 +56,16 @@ pub fn nin(field: &str, value: &str) -> Result<Fodselsnummer, GrunndataError> {
     Fodselsnummer::parse(value.trim()).map_err(|e| GrunndataError::invalid(field, e.reason))
 }
 
+/// A JSON request body of the shape `shape` describes. The error says what is expected rather
+/// than quoting the parser, whose message may quote the value sent.
+pub fn json_body<T: for<'de> serde::Deserialize<'de>>(
+    body: &[u8],
+    shape: &str,
+) -> Result<T, GrunndataError> {
+    helsenett_core::json::from_body(body)
+        .map_err(|_| GrunndataError::invalid("body", format!("must be a JSON object {shape}")))
+}
+
 /// What the log records about the request, beside each person.
 pub struct Asked<'a> {
     pub principal: &'a Principal,

@@ -391,8 +391,22 @@ async fn the_feed_carries_synthetic_changes_that_every_node_applies() {
         let changes = helsenett_synth::events(&db.store, 120, |_| {}).await.unwrap();
         assert_eq!(changes.days, 120);
         assert_eq!(changes.first_day, Some(today() + Days::new(1)));
-        assert!(changes.moves > 0 && changes.births > 0, "{changes:?}");
+        assert!(changes.moves > 0 && changes.births > 0 && changes.deaths > 0, "{changes:?}");
         let total = i64::from(changes.events());
+        // The dead and the emigrated left their GP's list into their GP history; newborns
+        // were listed from birth.
+        let store = &db.store;
+        let count = |sql: &'static str| async move {
+            with_pool!(store, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await).unwrap()
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM person p WHERE p.status IN ('Deceased', 'Emigrated') AND (
+            EXISTS (SELECT 1 FROM gp_list_member m WHERE m.nin = p.nin) OR NOT EXISTS (
+            SELECT 1 FROM gp_list_history h WHERE h.nin = p.nin AND h.valid_to = p.deceased_date AND h.end_reason = 'deceased')
+            AND NOT EXISTS (SELECT 1 FROM gp_list_history h WHERE h.nin = p.nin AND h.end_reason = 'emigrated'))").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM gp_list_history WHERE end_reason = 'deceased'").await, i64::from(changes.deaths));
+        assert_eq!(count("SELECT COUNT(*) FROM gp_list_member m JOIN person p ON p.nin = m.nin
+            WHERE m.since <> p.birth_date AND p.nin IN (
+            SELECT nin FROM person_event WHERE event_type = 'PersonIsCreated')").await, 0);
 
         let latest = feed("/latest".into()).await;
         assert_eq!(latest.body["sequenceNumber"], total.to_string(), "{}", latest.text);

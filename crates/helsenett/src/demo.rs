@@ -69,6 +69,7 @@ async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
          Address register: {{base}}/adresseregisteret/v1/openapi.json (API description; calls need a token)\n\
          Message exchange: {{base}}/msh/openapi.json (NHN's MSH API v2), validator: POST {{base}}/validate\n\
          Population register: {{base}}/persontjenesten/api/no-legal-basis/person/get-by-nin (NHN's Persontjenesten API v2; calls need a token)\n\
+         Health personnel: {{base}}/hpr/api/v1/personnel/{{hprNumber}}; GP lists: {{base}}/fastlegeregisteret/api/v1/contracts?municipality=0301 (calls need a token)\n\
          Clients:  {}/helseid-clients.jsonl (a system client per organisation, private keys included)\n\n\
          Everyone and everything here is synthetic: fødselsnummer have month + 80, organisasjonsnummer\n\
          begin with 3, HER-ids begin with 8 and HPR-numbers with 9.\n\n\

@@ -1,8 +1,6 @@
 //! Helsepersonellregisteret (HPR): a professional's approvals (godkjenninger), each for one
 //! profession with an authorisation or licence and a period, the specialities approved under
 //! it and the periods it was suspended; and whether the professional is authorised on a day.
-//!
-//! A period holds from `valid_from` up to, not including, `valid_to` (as HPR's own periods).
 
 use chrono::NaiveDate;
 use helsenett_core::{Fodselsnummer, HprNummer};
@@ -10,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     Record, Store, StoreError, Value,
-    records::{HealthPersonnel, Profession, codes, corrupt, stored, stored_number},
+    records::{HealthPersonnel, Period, Profession, codes, stored, stored_number},
     with_pool,
 };
 
@@ -68,35 +66,6 @@ impl Speciality {
             Speciality::GeneralPractice => "Allmennmedisin",
             Speciality::OrthopaedicSurgery => "Ortopedisk kirurgi",
         }
-    }
-}
-
-/// A period from `from` up to, not including, `to` (open while `to` is `None`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Period {
-    pub from: NaiveDate,
-    pub to: Option<NaiveDate>,
-}
-
-impl Period {
-    pub fn holds_on(self, day: NaiveDate) -> bool {
-        self.from <= day && self.to.is_none_or(|to| day < to)
-    }
-
-    fn values<'a>(&self, push: &mut dyn FnMut(Value<'a>)) {
-        push(Value::Owned(self.from.to_string()));
-        push(Value::OptOwned(self.to.map(|d| d.to_string())));
-    }
-
-    fn stored(table: &str, from: &str, to: Option<&str>) -> Result<Period, StoreError> {
-        let date = |d: &str| {
-            d.parse::<NaiveDate>()
-                .map_err(|e| corrupt(&format!("{table} period"), e))
-        };
-        Ok(Period {
-            from: date(from)?,
-            to: to.map(date).transpose()?,
-        })
     }
 }
 

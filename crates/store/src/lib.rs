@@ -10,6 +10,7 @@
 
 mod append;
 mod error;
+pub mod gp;
 pub mod hpr;
 mod open;
 pub mod records;

@@ -106,6 +106,36 @@ codes!(
     }
 );
 
+/// A period from `from` up to, not including, `to` (open while `to` is `None`), as HPR and
+/// Fastlegeregisteret keep theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub from: NaiveDate,
+    pub to: Option<NaiveDate>,
+}
+
+impl Period {
+    pub fn holds_on(self, day: NaiveDate) -> bool {
+        self.from <= day && self.to.is_none_or(|to| day < to)
+    }
+
+    pub(crate) fn values<'a>(&self, push: &mut dyn FnMut(Value<'a>)) {
+        push(Value::Owned(self.from.to_string()));
+        push(Value::OptOwned(self.to.map(|d| d.to_string())));
+    }
+
+    pub(crate) fn stored(table: &str, from: &str, to: Option<&str>) -> Result<Period, StoreError> {
+        let date = |d: &str| {
+            d.parse::<NaiveDate>()
+                .map_err(|e| corrupt(&format!("{table} period"), e))
+        };
+        Ok(Period {
+            from: date(from)?,
+            to: to.map(date).transpose()?,
+        })
+    }
+}
+
 /// The stored and exported code of a legal sex.
 pub fn sex_code(sex: Sex) -> &'static str {
     match sex {
@@ -362,14 +392,17 @@ impl Record for GpList {
 pub struct GpListMember {
     pub nin: Fodselsnummer,
     pub list_id: i64,
+    /// The day the person's place on the list began.
+    pub since: NaiveDate,
 }
 
 impl Record for GpListMember {
     const TABLE: &'static str = "gp_list_member";
-    const COLUMNS: &'static [&'static str] = &["nin", "list_id"];
+    const COLUMNS: &'static [&'static str] = &["nin", "list_id", "since"];
     fn values<'a>(&'a self, push: &mut dyn FnMut(Value<'a>)) {
         push(Value::Owned(self.nin.to_string()));
         push(Value::Int(self.list_id));
+        push(Value::Owned(self.since.to_string()));
     }
 }
 
@@ -884,23 +917,6 @@ impl Store {
                 },
             )
             .collect()
-    }
-
-    /// The list a person is on, with its GP, if any.
-    pub async fn gp_list_of(&self, nin: Fodselsnummer) -> Result<Option<GpList>, StoreError> {
-        let sql = "SELECT l.id, l.gp_hpr, l.office_orgnr, l.municipality, l.capacity FROM gp_list_member m \
-                   JOIN gp_list l ON l.id = m.list_id WHERE m.nin = $1";
-        let row: Option<(i64, i64, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(sql).bind(nin.to_string()).fetch_optional(pool).await?);
-        row.map(|(id, gp, office, municipality, capacity)| {
-            Ok(GpList {
-                id,
-                gp: stored_number("gp_list.gp_hpr", gp, HprNummer::new)?,
-                office: stored("gp_list.office_orgnr", &office, Organisasjonsnummer::parse)?,
-                municipality,
-                capacity: u32::try_from(capacity).map_err(|e| corrupt("gp_list.capacity", e))?,
-            })
-        })
-        .transpose()
     }
 }
 

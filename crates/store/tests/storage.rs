@@ -142,12 +142,26 @@ async fn records_read_back_as_written() {
             capacity: 1200,
         };
         store.insert_all(std::slice::from_ref(&list)).await.unwrap();
+        let since = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
         store
-            .insert_all(&[GpListMember { nin: a, list_id: 7 }])
+            .insert_all(&[GpListMember {
+                nin: a,
+                list_id: 7,
+                since,
+            }])
             .await
             .unwrap();
-        assert_eq!(store.gp_list_of(a).await.unwrap(), Some(list));
-        assert_eq!(store.gp_list_of(b).await.unwrap(), None);
+        let places = store.gp_places(a).await.unwrap();
+        assert_eq!(places.len(), 1);
+        assert_eq!(
+            (
+                places[0].list_id,
+                places[0].period.from,
+                places[0].period.to
+            ),
+            (7, since, None)
+        );
+        assert!(store.gp_places(b).await.unwrap().is_empty());
     })
     .await;
 }

@@ -9,6 +9,7 @@ use chrono::{Datelike, Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, NumberKind, Sex};
 use helsenett_store::{
     Store, StoreError, Writer,
+    gp::EndReason,
     records::{
         AddressProtection, GpListMember, Person, PersonEvent, PersonEventType, PersonId,
         PersonStatus,
@@ -357,6 +358,7 @@ impl Day {
             .map(|(p, list_id)| GpListMember {
                 nin: p.nin,
                 list_id,
+                since: self.date,
             })
             .collect();
         writer.insert_all(&members).await?;
@@ -381,8 +383,23 @@ impl Day {
                 .bind(&nin)
                 .execute(&mut **tx)
                 .await?;
-                // The dead and the emigrated leave their GP's list, as in Fastlegeregisteret.
-                if matches!(person.status, PersonStatus::Deceased | PersonStatus::Emigrated) {
+                // The dead and the emigrated leave their GP's list, as in Fastlegeregisteret,
+                // and the place goes into their GP history.
+                let ended = match person.status {
+                    PersonStatus::Deceased => Some(EndReason::Deceased),
+                    PersonStatus::Emigrated => Some(EndReason::Emigrated),
+                    PersonStatus::Resident | PersonStatus::Temporary => None,
+                };
+                if let Some(reason) = ended {
+                    sqlx::query(
+                        "INSERT INTO gp_list_history (nin, list_id, valid_from, valid_to, end_reason) \
+                         SELECT nin, list_id, since, $2, $3 FROM gp_list_member WHERE nin = $1",
+                    )
+                    .bind(&nin)
+                    .bind(self.date.to_string())
+                    .bind(reason.as_str())
+                    .execute(&mut **tx)
+                    .await?;
                     sqlx::query("DELETE FROM gp_list_member WHERE nin = $1")
                         .bind(&nin)
                         .execute(&mut **tx)

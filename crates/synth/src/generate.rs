@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::{
     SynthError,
     export::Exporter,
-    hpr,
+    gp, hpr,
     people::{NinAllocator, PeopleMaker},
     pki::{self, KeyPurpose, Subject, TestCa},
     plan::Plan,
@@ -191,6 +191,7 @@ async fn write_batch(
     writer.insert_all(&batch.hpr_specialities).await?;
     writer.insert_all(&batch.hpr_suspensions).await?;
     writer.insert_all(&batch.gp_lists).await?;
+    writer.insert_all(&batch.gp_history).await?;
     summary.organisations += batch.organisations.len();
     summary.communication_parties += batch.parties.len();
     summary.cpp_processes += batch.cpp.len();
@@ -350,6 +351,8 @@ fn make_country(
         Providers::new(people, &mut seq, &mut batch).municipality();
         let mut hpr_rng = seeded_rng(seed, &format!("hpr:{}", municipality.number));
         hpr::register(&mut batch, &mut hpr_rng, as_of);
+        let mut gp_rng = seeded_rng(seed, &format!("gp:{}", municipality.number));
+        gp::places(&mut batch, &mut gp_rng, as_of);
         send(batch, &mut organisations)?;
     }
     for (county, hospitals) in counties(&plan) {

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use chrono::{Days, Months, NaiveDate};
 use helsenett_store::{
-    hpr::{Authorisation, HprApproval, HprSpeciality, HprSuspension, Period, Speciality},
-    records::{HealthPersonnel, Profession},
+    hpr::{Authorisation, HprApproval, HprSpeciality, HprSuspension, Speciality},
+    records::{HealthPersonnel, Period, Profession},
 };
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;

@@ -6,6 +6,7 @@ mod changes;
 mod cpp;
 mod export;
 mod generate;
+mod gp;
 mod hpr;
 mod people;
 pub mod pki;

@@ -5,6 +5,7 @@
 use chrono::{Days, NaiveDate};
 use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsnummer};
 use helsenett_store::{
+    gp::GpListHistory,
     hpr::{HprApproval, HprSpeciality, HprSuspension},
     records::{
         CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
@@ -82,6 +83,7 @@ pub struct Batch {
     pub hpr_suspensions: Vec<HprSuspension>,
     pub gp_lists: Vec<GpList>,
     pub gp_members: Vec<GpListMember>,
+    pub gp_history: Vec<GpListHistory>,
 }
 
 /// An organisation being built: its number, its own party, and its kind.
@@ -254,6 +256,8 @@ impl<'a, 'p> Providers<'a, 'p> {
             self.batch.gp_members.push(GpListMember {
                 nin: person.nin,
                 list_id: lists[i].0,
+                // Dated by `gp::places`, on its own random stream.
+                since: self.people.as_of,
             });
         }
         for ((id, gp, office), count) in lists.into_iter().zip(members) {

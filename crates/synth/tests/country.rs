@@ -59,6 +59,15 @@ async fn every_person_is_on_exactly_one_gp_list_held_by_a_doctor() {
         let elsewhere = "SELECT COUNT(*) FROM gp_list_member m JOIN gp_list l ON l.id = m.list_id JOIN person p ON p.nin = m.nin \
                          WHERE p.municipality <> l.municipality";
         assert_eq!(int(&store, elsewhere).await, 0, "people are listed with a GP of their own municipality");
+        let undated = "SELECT COUNT(*) FROM gp_list_member m JOIN person p ON p.nin = m.nin \
+                       WHERE m.since < p.birth_date OR m.since < '2001-06-01' OR m.since > '2026-11-22'";
+        assert_eq!(int(&store, undated).await, 0, "places began after birth and the scheme, by the country's date");
+        let history = "SELECT COUNT(*) FROM gp_list_history";
+        assert!(int(&store, history).await * 10 > summary.persons as i64, "about one in five changed GP before");
+        let mismatched = "SELECT COUNT(*) FROM gp_list_history h JOIN gp_list_member m ON m.nin = h.nin \
+                          WHERE h.valid_to <> m.since OR h.valid_from >= h.valid_to OR h.list_id = m.list_id \
+                          OR h.end_reason <> 'changed-gp'";
+        assert_eq!(int(&store, mismatched).await, 0, "an earlier place ended the day the current one began");
     })
     .await;
 }
