@@ -10,6 +10,7 @@ use helsenett_core::{HerId, time::now_millis};
 use helsenett_register::certs;
 use helsenett_store::{
     Prepared, Store, StoreError, Writer,
+    gp::GpListHistory,
     records::{
         Certificate, CertificateAuthority, CertificateUsage, CountryInfo, GpListMember,
         Municipality, Organisation, PartyKind, Person, SyntheticKey,
@@ -133,7 +134,11 @@ pub async fn generate(
     // failed generator is reported after, and the transaction is rolled back either way.
     if written.is_ok() {
         summary.persons = people.persons.len();
+        writer.drop_gp_list_index().await?;
         written = people.write(&mut writer, progress).await;
+        if written.is_ok() {
+            writer.build_gp_list_index().await?;
+        }
     }
     let finish = join(generator, "generator").await;
     written?;
@@ -191,7 +196,6 @@ async fn write_batch(
     writer.insert_all(&batch.hpr_specialities).await?;
     writer.insert_all(&batch.hpr_suspensions).await?;
     writer.insert_all(&batch.gp_lists).await?;
-    writer.insert_all(&batch.gp_history).await?;
     summary.organisations += batch.organisations.len();
     summary.communication_parties += batch.parties.len();
     summary.cpp_processes += batch.cpp.len();
@@ -216,6 +220,7 @@ async fn join<T: Send + 'static>(
 struct People {
     persons: Vec<Person>,
     gp_members: Vec<GpListMember>,
+    gp_history: Vec<GpListHistory>,
 }
 
 impl People {
@@ -226,12 +231,14 @@ impl People {
         Self {
             persons: Vec::with_capacity(persons),
             gp_members: Vec::with_capacity(persons),
+            gp_history: Vec::new(),
         }
     }
 
     fn take(&mut self, batch: &mut Batch) {
         self.persons.append(&mut batch.persons);
         self.gp_members.append(&mut batch.gp_members);
+        self.gp_history.append(&mut batch.gp_history);
     }
 
     /// Writes everyone sorted by fødselsnummer, the key of both tables. A helper thread sorts
@@ -245,14 +252,21 @@ impl People {
                 let People {
                     mut persons,
                     mut gp_members,
+                    mut gp_history,
                 } = self;
                 persons.sort_unstable_by_key(|p| p.nin);
                 gp_members.sort_unstable_by_key(|m| m.nin);
+                gp_history.sort_unstable_by_key(|h| (h.nin, h.period.to, h.list_id));
                 let steps = persons
                     .chunks(WRITE_CHUNK)
                     .map(|c| Prepared::new(backend, c).map(|p| (c.len(), p)))
                     .chain(
                         gp_members
+                            .chunks(WRITE_CHUNK)
+                            .map(|c| Prepared::new(backend, c).map(|p| (0, p))),
+                    )
+                    .chain(
+                        gp_history
                             .chunks(WRITE_CHUNK)
                             .map(|c| Prepared::new(backend, c).map(|p| (0, p))),
                     );
