@@ -27,6 +27,14 @@ impl Bundle {
         }
     }
 
+    /// What the look-up log records as the legal basis: the scope NHN granted, or none.
+    pub fn legal_basis(self) -> &'static str {
+        match self {
+            Bundle::LegalBasis => "nhn:persontjenesten/ReadWithLegalBasis",
+            Bundle::NoLegalBasis => "none (public information)",
+        }
+    }
+
     /// Whether the bundle shows an address with this protection. Strictly confidential
     /// addresses are shown to nobody; any protection hides the address without legal basis.
     pub fn shows_address(self, protection: AddressProtection) -> bool {

@@ -7,6 +7,7 @@ mod document;
 mod error;
 mod fastlegeregisteret;
 mod feed;
+mod fhir;
 mod hpr;
 mod lookup;
 mod municipalities;
@@ -87,12 +88,13 @@ impl Grunndata {
         self.state.log.flush().await
     }
 
-    /// `/persontjenesten`, `/hpr` and `/fastlegeregisteret`.
+    /// `/persontjenesten`, `/hpr`, `/fastlegeregisteret` and their FHIR views, `/grunndata/fhir`.
     pub fn router(&self) -> Router {
         Router::new()
             .nest("/persontjenesten", persontjenesten::router())
             .nest("/hpr", hpr::router())
             .nest("/fastlegeregisteret", fastlegeregisteret::router())
+            .nest("/grunndata/fhir", fhir::router())
             .with_state(Shared(Arc::new(self.state.clone())))
     }
 }

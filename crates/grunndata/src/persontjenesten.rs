@@ -224,10 +224,7 @@ async fn look_up(
     let asked = Asked {
         principal,
         bundle: bundle.as_str(),
-        legal_basis: match bundle {
-            Bundle::LegalBasis => ReadWithLegalBasis::SCOPE,
-            Bundle::NoLegalBasis => "none (public information)",
-        },
+        legal_basis: bundle.legal_basis(),
         purpose: request.purpose,
         operation,
     };

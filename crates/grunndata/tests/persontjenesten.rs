@@ -10,7 +10,7 @@ use helsenett_core::{Fodselsnummer, NumberKind};
 use helsenett_grunndata::Grunndata;
 use helsenett_helseid::testing::TestClient;
 use helsenett_store::{Store, testing::each_backend, with_pool};
-use support::{Answer, Node, assert_problem, form, lookups, node, orgnr, some, today};
+use support::{Answer, Node, assert_problem, form, lookups, node, orgnr, protect, some, today};
 
 const PUBLIC: &str = "nhn:persontjenesten/ReadNoLegalBasis";
 const LEGAL: &str = "nhn:persontjenesten/ReadWithLegalBasis";
@@ -44,20 +44,6 @@ async fn tokens(n: &Node, store: &Store) -> (String, String) {
         .token(&n.helseid, LEGAL)
         .await;
     (public, legal)
-}
-
-/// Gives a person an address protection through the feed, as the population register would.
-async fn protect(store: &Store, nin: &str, level: &str) {
-    let seq: i64 = with_pool!(store, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM person_event").fetch_one(pool).await)
-    .unwrap();
-    with_pool!(store, pool => {
-        sqlx::query("UPDATE person SET address_protection = $1, last_event = $2 WHERE nin = $3")
-            .bind(level).bind(seq).bind(nin).execute(pool).await.unwrap();
-        sqlx::query("INSERT INTO person_event (seq, nin, event_type, effective_on, registered_at) \
-                     VALUES ($1, $2, 'ChangeInAddressProtection', $3, 0)")
-            .bind(seq).bind(nin).bind(today().to_string()).execute(pool).await.unwrap();
-    });
 }
 
 #[tokio::test]

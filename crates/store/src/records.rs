@@ -765,6 +765,40 @@ impl Store {
         row.map(person_of).transpose()
     }
 
+    pub async fn organisation(
+        &self,
+        orgnr: Organisasjonsnummer,
+    ) -> Result<Option<Organisation>, StoreError> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, (String, String, Option<String>, String, String, String, String)>(
+            "SELECT name, kind, parent_orgnr, municipality, street_address, postal_code, postal_place
+             FROM organisation WHERE orgnr = $1",
+        )
+        .bind(orgnr.to_string())
+        .fetch_optional(pool)
+        .await)?;
+        row.map(
+            |(name, kind, parent, municipality, street, postal_code, postal_place)| {
+                Ok(Organisation {
+                    orgnr,
+                    name,
+                    kind: OrganisationKind::parse(&kind)?,
+                    parent: stored_opt(
+                        "organisation.parent_orgnr",
+                        parent,
+                        Organisasjonsnummer::parse,
+                    )?,
+                    address: Address {
+                        street: street.into(),
+                        postal_code: postal_code.into(),
+                        postal_place: postal_place.into(),
+                        municipality: municipality.into(),
+                    },
+                })
+            },
+        )
+        .transpose()
+    }
+
     /// How many persons the register holds.
     pub async fn person_count(&self) -> Result<usize, StoreError> {
         let count = match self {

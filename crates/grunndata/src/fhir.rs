@@ -1,0 +1,446 @@
+//! FHIR R4 read views of the base registers under `/grunndata/fhir`, after HL7 Norway's
+//! no-basis profiles: Patient (what Persontjenesten's public bundle shows), Practitioner (HPR),
+//! PractitionerRole (a GP's list in Fastlegeregisteret) and Organization. Each view needs the
+//! scope of the register it shows, and a Patient read is logged like any person look-up.
+//! Every error is an OperationOutcome.
+
+use axum::{
+    Router,
+    body::{Bytes, to_bytes},
+    extract::{Path, RawQuery, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use helsenett_core::{Fodselsnummer, HprNummer, NumberKind, Organisasjonsnummer, Problem};
+use helsenett_helseid::{Authorized, RequiredScope};
+use helsenett_store::{
+    gp::GpContract,
+    hpr::{AUTHORISATION_SYSTEM, HprEntry, PROFESSION_SYSTEM, SPECIALITY_SYSTEM},
+    records::{Organisation, PersonId, PersonStatus, sex_code},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    document::Bundle,
+    error::GrunndataError,
+    fastlegeregisteret::ReadFlr,
+    hpr::ReadHpr,
+    lookup::{Asked, NOT_STATED},
+    persontjenesten::ReadNoLegalBasis,
+    population::Entry,
+    state::Shared,
+};
+
+const CONTENT_TYPE: &str = "application/fhir+json";
+const FNR: &str = "urn:oid:2.16.578.1.12.4.1.4.1";
+const DNR: &str = "urn:oid:2.16.578.1.12.4.1.4.2";
+const HPR: &str = "urn:oid:2.16.578.1.12.4.1.4.4";
+const ENH: &str = "urn:oid:2.16.578.1.12.4.1.4.101";
+const PROFILES: &str = "http://hl7.no/fhir/StructureDefinition";
+
+/// Organisations are the address register's to show.
+pub struct ReadOrganisations;
+impl RequiredScope for ReadOrganisations {
+    const AUDIENCE: &'static str = "nhn:adresseregisteret";
+    const SCOPE: &'static str = "nhn:adresseregisteret/read";
+}
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route("/Patient/_search", post(search_patient))
+        .route("/Patient/{id}", get(patient))
+        .route("/Practitioner/{id}", get(practitioner))
+        .route("/PractitionerRole", get(search_roles))
+        .route("/PractitionerRole/{id}", get(role))
+        .route("/Organization/{id}", get(organization))
+        .layer(middleware::map_response(as_operation_outcome))
+}
+
+/// A FHIR resource as the response body.
+struct Resource(Value);
+
+impl IntoResponse for Resource {
+    fn into_response(self) -> Response {
+        let mut response = self.0.to_string().into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        response
+    }
+}
+
+/// Turns every refusal (the guard's, the registers', axum's own) into an OperationOutcome with
+/// the same status and headers, so a FHIR client always gets FHIR.
+async fn as_operation_outcome(response: Response) -> Response {
+    let status = response.status();
+    let is_fhir = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_fhir {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, 1 << 16).await.unwrap_or_default();
+    let diagnostics = serde_json::from_slice::<Problem>(&bytes)
+        .map(|p| p.detail.unwrap_or(p.title))
+        .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_owned());
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::UNAUTHORIZED => "login",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "not-supported",
+        StatusCode::SERVICE_UNAVAILABLE => "transient",
+        _ => "exception",
+    };
+    let outcome = json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    Response::from_parts(parts, outcome.to_string().into())
+}
+
+fn meta(profile: &str) -> Value {
+    json!({"profile": [format!("{PROFILES}/{profile}")]})
+}
+
+/// What the server can do, unauthenticated, as FHIR clients expect.
+async fn metadata() -> Resource {
+    let read = |kind: &str, search: Value| json!({"type": kind, "interaction": [{"code": "read"}], "searchParam": search});
+    Resource(json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": helsenett_core::time::today().to_string(),
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "software": {"name": "helsenett", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "The base registers of helsenett: population, health personnel, GP lists"},
+        "rest": [{
+            "mode": "server",
+            "security": {"description": "A HelseID access token with the register's scope: nhn:persontjenesten/ReadNoLegalBasis (Patient), nhn:hpr/read (Practitioner), nhn:fastlegeregisteret/read (PractitionerRole), nhn:adresseregisteret/read (Organization)."},
+            "resource": [
+                read("Patient", json!([{"name": "identifier", "type": "token", "documentation": "POST Patient/_search only: a number never goes in a URL"}])),
+                read("Practitioner", json!([])),
+                read("PractitionerRole", json!([{"name": "practitioner", "type": "reference"}])),
+                read("Organization", json!([])),
+            ],
+        }],
+    }))
+}
+
+fn searchset(resources: Vec<Value>) -> Resource {
+    let entries: Vec<Value> = resources
+        .into_iter()
+        .map(|r| json!({"resource": r, "search": {"mode": "match"}}))
+        .collect();
+    Resource(json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": entries.len(),
+        "entry": entries,
+    }))
+}
+
+/// A person as the public bundle shows them: no address under any address protection.
+fn patient_resource(person: &Entry, gp_list: Option<i64>) -> Value {
+    let system = match person.nin.kind() {
+        NumberKind::Fodselsnummer => FNR,
+        NumberKind::DNummer => DNR,
+    };
+    let mut patient = json!({
+        "resourceType": "Patient",
+        "id": person.id.to_string(),
+        "meta": meta("no-basis-Patient"),
+        "identifier": [{"use": "official", "system": system, "value": person.nin.to_string()}],
+        "active": !matches!(person.status, PersonStatus::Deceased | PersonStatus::Emigrated),
+        "name": [{"use": "official", "family": person.family_name, "given": [person.given_name]}],
+        "gender": sex_code(person.nin.sex()),
+        "birthDate": person.nin.birth_date().to_string(),
+    });
+    if person.protection == helsenett_store::records::AddressProtection::Unclassified {
+        let address = &person.address;
+        patient["address"] = json!([{
+            "use": "home",
+            "type": "physical",
+            "line": [address.street],
+            "postalCode": address.postal_code,
+            "city": address.postal_place,
+            "country": "NO",
+        }]);
+    }
+    match person.deceased {
+        Some(day) => patient["deceasedDateTime"] = json!(day.to_string()),
+        None => patient["deceasedBoolean"] = json!(false),
+    }
+    if let Some(list) = gp_list {
+        patient["generalPractitioner"] = json!([{"reference": format!("PractitionerRole/{list}")}]);
+    }
+    patient
+}
+
+/// The person's Patient resource, logged as a look-up of the public bundle.
+async fn patient_of(
+    state: &Shared,
+    auth: &Authorized<ReadNoLegalBasis>,
+    found: Option<Fodselsnummer>,
+    asked_for: Option<Fodselsnummer>,
+    operation: &'static str,
+) -> Result<Option<Value>, GrunndataError> {
+    let gp_list = match found {
+        Some(nin) => state
+            .store
+            .gp_places(nin)
+            .await?
+            .into_iter()
+            .find(|p| p.period.to.is_none())
+            .map(|p| p.list_id),
+        None => None,
+    };
+    let resource = found.and_then(|nin| {
+        state
+            .population
+            .read(|p| p.get(&nin).map(|person| patient_resource(&person, gp_list)))
+    });
+    let bundle = Bundle::NoLegalBasis;
+    let asked = Asked {
+        principal: &auth.0,
+        bundle: bundle.as_str(),
+        legal_basis: bundle.legal_basis(),
+        purpose: NOT_STATED,
+        operation,
+    };
+    let logged = found
+        .map(|nin| (nin, resource.is_some()))
+        .or(asked_for.map(|nin| (nin, false)));
+    asked.log(&state.log, logged).await?;
+    Ok(resource)
+}
+
+async fn patient(
+    auth: Authorized<ReadNoLegalBasis>,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Resource, GrunndataError> {
+    let id = PersonId::parse(&id).ok_or_else(|| {
+        GrunndataError::invalid("id", "is not a person id (32 hexadecimal digits)")
+    })?;
+    let nin = state.population.read(|p| p.by_id(id).map(|e| e.nin));
+    patient_of(&state, &auth, nin, None, "fhir-patient-read")
+        .await?
+        .map(Resource)
+        .ok_or(GrunndataError::NotFound("no Patient has this id"))
+}
+
+/// `POST Patient/_search` with `identifier=<system>|<number>`: zero or one Patient.
+async fn search_patient(
+    auth: Authorized<ReadNoLegalBasis>,
+    State(state): State<Shared>,
+    body: Bytes,
+) -> Result<Resource, GrunndataError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let [(key, token)] = pairs.as_slice() else {
+        return Err(GrunndataError::invalid(
+            "identifier",
+            "exactly one search parameter, identifier=<system>|<number>, is supported",
+        ));
+    };
+    let (system, value) = token.split_once('|').unwrap_or(("", token));
+    if key != "identifier" || ![FNR, DNR].contains(&system) {
+        return Err(GrunndataError::invalid(
+            "identifier",
+            format!("must be {FNR}|<fødselsnummer> or {DNR}|<D-nummer>"),
+        ));
+    }
+    let nin = crate::lookup::nin("identifier", value)?;
+    if (nin.kind() == NumberKind::DNummer) != (system == DNR) {
+        return Err(GrunndataError::invalid(
+            "identifier",
+            "the number's kind does not match the system",
+        ));
+    }
+    let known = state.population.read(|p| p.get(&nin).is_some());
+    let found = known.then_some(nin);
+    let resource = patient_of(&state, &auth, found, Some(nin), "fhir-patient-search").await?;
+    Ok(searchset(resource.into_iter().collect()))
+}
+
+fn practitioner_resource(entry: &HprEntry) -> Value {
+    let today = helsenett_core::time::today();
+    let p = &entry.personnel;
+    let coding = |system: &str, code: &str, display: &str| json!({"system": system, "code": code, "display": display});
+    let period = |from: chrono::NaiveDate, to: Option<chrono::NaiveDate>| match to {
+        Some(to) => json!({"start": from.to_string(), "end": to.to_string()}),
+        None => json!({"start": from.to_string()}),
+    };
+    let mut qualifications: Vec<Value> = entry
+        .approvals
+        .iter()
+        .map(|a| {
+            json!({
+                "code": {"coding": [
+                    coding(PROFESSION_SYSTEM, a.profession.as_str(), a.profession.display()),
+                    coding(AUTHORISATION_SYSTEM, a.authorisation.as_str(), a.authorisation.display()),
+                ]},
+                "period": period(a.period.from, a.period.to),
+            })
+        })
+        .collect();
+    qualifications.extend(entry.specialities.iter().map(|s| {
+        json!({
+            "code": {"coding": [coding(SPECIALITY_SYSTEM, s.speciality.as_str(), s.speciality.display())]},
+            "period": period(s.period.from, s.period.to),
+        })
+    }));
+    json!({
+        "resourceType": "Practitioner",
+        "id": p.hpr.to_string(),
+        "meta": meta("no-basis-Practitioner"),
+        "identifier": [{"use": "official", "system": HPR, "value": p.hpr.to_string()}],
+        "active": entry.authorised_on(today),
+        "name": [{"use": "official", "family": p.family_name, "given": [p.given_name]}],
+        "qualification": qualifications,
+    })
+}
+
+fn hpr_number(id: &str) -> Result<HprNummer, GrunndataError> {
+    HprNummer::parse(id.trim()).map_err(|e| GrunndataError::invalid("id", e.reason))
+}
+
+/// A professional, logged as a look-up of the person behind the number (as the HPR API is).
+async fn practitioner(
+    auth: Authorized<ReadHpr>,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Resource, GrunndataError> {
+    let entry =
+        state
+            .store
+            .hpr_by_number(hpr_number(&id)?)
+            .await?
+            .ok_or(GrunndataError::NotFound(
+                "no Practitioner has this HPR number",
+            ))?;
+    let asked = Asked {
+        principal: &auth.0,
+        bundle: "hpr",
+        legal_basis: ReadHpr::SCOPE,
+        purpose: NOT_STATED,
+        operation: "fhir-practitioner-read",
+    };
+    asked.log(&state.log, [(entry.personnel.nin, true)]).await?;
+    Ok(Resource(practitioner_resource(&entry)))
+}
+
+/// A GP's list as the GP's role at the office.
+fn role_resource(list: &GpContract) -> Value {
+    json!({
+        "resourceType": "PractitionerRole",
+        "id": list.id.to_string(),
+        "meta": meta("no-basis-PractitionerRole"),
+        "active": true,
+        "practitioner": {"reference": format!("Practitioner/{}", list.gp), "display": list.gp_name},
+        "organization": {"reference": format!("Organization/{}", list.office), "display": list.office_name},
+        "code": [{"text": "Fastlege"}],
+        "availabilityExceptions": format!(
+            "{} of {} places taken on the list",
+            list.patients, list.capacity
+        ),
+    })
+}
+
+fn list_id(id: &str) -> Result<i64, GrunndataError> {
+    id.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| GrunndataError::invalid("id", "is not a GP list id (a positive number)"))
+}
+
+async fn role(
+    _auth: Authorized<ReadFlr>,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Resource, GrunndataError> {
+    let list = state
+        .store
+        .gp_contract(list_id(&id)?)
+        .await?
+        .ok_or(GrunndataError::NotFound("no PractitionerRole has this id"))?;
+    Ok(Resource(role_resource(&list)))
+}
+
+/// `PractitionerRole?practitioner=<HPR number>` (or `Practitioner/<HPR number>`).
+async fn search_roles(
+    _auth: Authorized<ReadFlr>,
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Result<Resource, GrunndataError> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let [(key, value)] = pairs.as_slice() else {
+        return Err(GrunndataError::invalid(
+            "practitioner",
+            "exactly one search parameter, practitioner=<HPR number>, is supported",
+        ));
+    };
+    if key != "practitioner" {
+        return Err(GrunndataError::invalid(
+            "practitioner",
+            "is the one search parameter supported",
+        ));
+    }
+    let gp = hpr_number(value.strip_prefix("Practitioner/").unwrap_or(value))?;
+    let lists = state.store.gp_contracts_of(gp).await?;
+    Ok(searchset(lists.iter().map(role_resource).collect()))
+}
+
+fn organization_resource(org: &Organisation) -> Value {
+    let address = &org.address;
+    let mut resource = json!({
+        "resourceType": "Organization",
+        "id": org.orgnr.to_string(),
+        "meta": meta("no-basis-Organization"),
+        "identifier": [{"use": "official", "system": ENH, "value": org.orgnr.to_string()}],
+        "active": true,
+        "type": [{"text": org.kind.as_str()}],
+        "name": org.name,
+        "address": [{
+            "use": "work",
+            "type": "physical",
+            "line": [&*address.street],
+            "postalCode": &*address.postal_code,
+            "city": &*address.postal_place,
+            "country": "NO",
+        }],
+    });
+    if let Some(parent) = org.parent {
+        resource["partOf"] = json!({"reference": format!("Organization/{parent}")});
+    }
+    resource
+}
+
+async fn organization(
+    _auth: Authorized<ReadOrganisations>,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Resource, GrunndataError> {
+    let orgnr = Organisasjonsnummer::parse(id.trim())
+        .map_err(|e| GrunndataError::invalid("id", e.reason))?;
+    let org = state
+        .store
+        .organisation(orgnr)
+        .await?
+        .ok_or(GrunndataError::NotFound("no Organization has this number"))?;
+    Ok(Resource(organization_resource(&org)))
+}
