@@ -2,6 +2,8 @@
 //! /persontjenesten/api/no-legal-basis/person/get-by-nin` for random persons of the country,
 //! with a bearer token, many requests in flight on keep-alive connections; then bulk look-ups
 //! of 1,000 persons (ten `bulk-by-nin` requests of 100, the contract's most, sent at once).
+//! Then Fastlegeregisteret's "who is this person's GP" (`POST
+//! /fastlegeregisteret/api/v1/patient/gp`), which reads the database rather than memory.
 //! Every look-up is logged by the server before it answers, so the log is part of the cost.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Instant};
@@ -23,10 +25,6 @@ use crate::{
     http::{Connection, Target},
 };
 
-/// What an EPJ typically asks for when it looks a patient up.
-const PARTS: &str = "informationParts=Name&informationParts=NorwegianIdentificationNumber\
-    &informationParts=ResidentialAddress&informationParts=Birth&informationParts=Gender\
-    &informationParts=Status&informationParts=AddressProtection";
 const BULK: usize = 100;
 const BULK_PERSONS: usize = 1_000;
 
@@ -50,6 +48,9 @@ pub struct Args {
     /// Untimed look-ups first.
     #[arg(long, default_value_t = 30_000)]
     warmup: usize,
+    /// Timed Fastlegeregisteret look-ups of a person's GP.
+    #[arg(long, default_value_t = 100_000)]
+    gp_requests: usize,
     /// Timed bulk look-ups of 1,000 persons.
     #[arg(long, default_value_t = 100)]
     bulk_rounds: usize,
@@ -64,16 +65,37 @@ pub struct Args {
     json: Option<PathBuf>,
 }
 
-fn headers(token: &str) -> Result<Vec<(HeaderName, HeaderValue)>> {
+/// One kind of look-up by number: where it goes and how the number is put in the body.
+#[derive(Clone, Copy)]
+struct Probe {
+    path: &'static str,
+    body: fn(&str) -> String,
+}
+
+/// What an EPJ typically asks for when it looks a patient up.
+const GET_BY_NIN: Probe = Probe {
+    path: "/persontjenesten/api/no-legal-basis/person/get-by-nin?informationParts=Name\
+        &informationParts=NorwegianIdentificationNumber&informationParts=ResidentialAddress\
+        &informationParts=Birth&informationParts=Gender&informationParts=Status\
+        &informationParts=AddressProtection",
+    body: |nin| format!("nin={nin}"),
+};
+
+const PATIENT_GP: Probe = Probe {
+    path: "/fastlegeregisteret/api/v1/patient/gp",
+    body: |nin| format!("{{\"patientNin\":\"{nin}\"}}"),
+};
+
+fn request_headers(
+    token: &str,
+    content_type: &'static str,
+) -> Result<Vec<(HeaderName, HeaderValue)>> {
     Ok(vec![
         (
             header::AUTHORIZATION,
             HeaderValue::try_from(format!("Bearer {token}"))?,
         ),
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (
             HeaderName::from_static("api-version"),
             HeaderValue::from_static("2"),
@@ -88,6 +110,7 @@ fn headers(token: &str) -> Result<Vec<(HeaderName, HeaderValue)>> {
 /// One worker: `count` look-ups of persons picked from `nins` by a seeded walk.
 async fn work(
     mut connection: Connection,
+    probe: Probe,
     nins: Arc<Vec<String>>,
     headers: Arc<Vec<(HeaderName, HeaderValue)>>,
     count: usize,
@@ -97,12 +120,13 @@ async fn work(
         latencies: Vec::with_capacity(count),
         ..Stats::default()
     };
-    let path = format!("/persontjenesten/api/no-legal-basis/person/get-by-nin?{PARTS}");
     for i in 0..count {
         let nin = &nins[(seed * 7_919 + i * 104_729) % nins.len()];
-        let body = Bytes::from(format!("nin={nin}"));
+        let body = Bytes::from((probe.body)(nin));
         let started = Instant::now();
-        let reply = connection.send(&Method::POST, &path, &headers, &body).await;
+        let reply = connection
+            .send(&Method::POST, probe.path, &headers, &body)
+            .await;
         stats.record("", started, reply, StatusCode::OK);
     }
     (connection, stats)
@@ -149,14 +173,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     runtime.block_on(async {
         let client = load_clients(&args.client, 1)?.remove(0);
         let token = bearer_token(&issuer, &client, "nhn:persontjenesten/ReadNoLegalBasis").await?;
-        let headers = Arc::new(headers(&token)?);
+        let headers = Arc::new(request_headers(&token, "application/x-www-form-urlencoded")?);
         let target = Target::resolve(&Url::parse(&base)?).await?;
 
         let mut connections = Vec::with_capacity(args.concurrency);
         for _ in 0..args.concurrency {
             connections.push(Connection::open(target.clone()).await?);
         }
-        let start = |c, per, seed| work(c, nins.clone(), headers.clone(), per, seed);
+        let start = |c, per, seed| work(c, GET_BY_NIN, nins.clone(), headers.clone(), per, seed);
         let connections = warm_up("grunndata", connections, args.warmup, &start).await?;
         let pids: Vec<u32> = args.server_pid.into_iter().collect();
         let cpu_before = cpu_seconds(&pids)?;
@@ -175,7 +199,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
 
         // Bulk: 1,000 persons as ten requests of 100 at once, one round at a time.
-        let bulk_path = format!("/persontjenesten/api/no-legal-basis/person/bulk-by-nin?{PARTS}");
+        let bulk_path = GET_BY_NIN.path.replace("get-by-nin", "bulk-by-nin");
         connections.truncate(BULK_PERSONS / BULK);
         let mut bulk = Stats::default();
         let mut returned = 0usize;
@@ -227,6 +251,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
              ({} rounds, {returned} persons returned, errors={})",
             bulk.ok, bulk.errors
         );
+        // Fastlegeregisteret: the person's GP, from the database, on the same connections.
+        let gp_token = bearer_token(&issuer, &client, "nhn:fastlegeregisteret/read").await?;
+        let gp_headers = Arc::new(request_headers(&gp_token, "application/json")?);
+        while connections.len() < args.concurrency {
+            connections.push(Connection::open(target.clone()).await?);
+        }
+        let start_gp = |c, per, seed| work(c, PATIENT_GP, nins.clone(), gp_headers.clone(), per, seed);
+        let connections = warm_up("grunndata", connections, args.warmup / 10, &start_gp).await?;
+        let cpu_before = cpu_seconds(&pids)?;
+        let (gp_elapsed, mut gp, _) = round(connections, args.gp_requests, 1_000, &start_gp).await?;
+        let gp_cpu = cpu_seconds(&pids)? - cpu_before;
+        for (what, n) in &gp.samples {
+            eprintln!("helsenett-bench: grunndata: patient/gp error ({n}x): {what}");
+        }
+        let Latency { per_second: gp_per_second, p50: gp_p50, p99: gp_p99, .. } = gp.latency(gp_elapsed.as_secs_f64());
+        let gp_cpu_us = (!pids.is_empty() && gp.ok > 0).then(|| 1e6 * gp_cpu / gp.ok as f64);
+        println!(
+            "Fastlegeregisteret patient/gp over HTTP: {gp_per_second:.0} look-ups/s  p50 {gp_p50:.2} ms  p99 {gp_p99:.2} ms{}  (n={}, errors={})",
+            gp_cpu_us.map_or(String::new(), |us| format!("  server CPU {us:.0} µs/look-up")),
+            gp.ok, gp.errors
+        );
         let memory = args.server_pid.map(memory).transpose()?;
         if let Some((rss, peak, file)) = memory {
             let mib = |b: u64| b as f64 / 1048576.0;
@@ -242,16 +287,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             &json!({
                 "label": "grunndata-http",
                 "look_ups": stats.ok,
-                "errors": stats.errors + bulk.errors,
+                "errors": stats.errors + bulk.errors + gp.errors,
                 "concurrency": args.concurrency,
                 "seconds": elapsed.as_secs_f64(),
                 "look_ups_per_second": per_second,
                 "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
                 "server_cpu_us_per_request": cpu_us,
                 "bulk_1000_p50_ms": bulk_p50, "bulk_1000_p99_ms": bulk_p99,
+                "patient_gp_per_second": gp_per_second, "patient_gp_p50_ms": gp_p50, "patient_gp_p99_ms": gp_p99,
+                "patient_gp_server_cpu_us": gp_cpu_us,
                 "server_rss_bytes": memory.map(|m| m.0), "server_peak_rss_bytes": memory.map(|m| m.1),
             }),
         )?;
-        Ok(if stats.errors + bulk.errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        Ok(if stats.errors + bulk.errors + gp.errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     })
 }
