@@ -56,7 +56,19 @@ pub fn router() -> Router<Shared> {
         .route("/PractitionerRole", get(search_roles))
         .route("/PractitionerRole/{id}", get(role))
         .route("/Organization/{id}", get(organization))
+        .fallback(unknown)
+        .method_not_allowed_fallback(read_only)
         .layer(middleware::map_response(as_operation_outcome))
+}
+
+async fn unknown() -> GrunndataError {
+    GrunndataError::NotFound("no such resource type or interaction on this server (see /metadata)")
+}
+
+async fn read_only() -> Response {
+    let problem = Problem::new(405, "method-not-allowed", "Method not allowed")
+        .with_detail("these views are read-only: GET, and POST for Patient/_search");
+    problem.into_response()
 }
 
 /// A FHIR resource as the response body.
@@ -114,7 +126,14 @@ fn meta(profile: &str) -> Value {
 
 /// What the server can do, unauthenticated, as FHIR clients expect.
 async fn metadata() -> Resource {
-    let read = |kind: &str, search: Value| json!({"type": kind, "interaction": [{"code": "read"}], "searchParam": search});
+    // FHIR JSON leaves out an element without values, so no empty `searchParam`.
+    let read = |kind: &str, search: Option<Value>| {
+        let mut resource = json!({"type": kind, "interaction": [{"code": "read"}]});
+        if let Some(search) = search {
+            resource["searchParam"] = search;
+        }
+        resource
+    };
     Resource(json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -128,10 +147,10 @@ async fn metadata() -> Resource {
             "mode": "server",
             "security": {"description": "A HelseID access token with the register's scope: nhn:persontjenesten/ReadNoLegalBasis (Patient), nhn:hpr/read (Practitioner), nhn:fastlegeregisteret/read (PractitionerRole), nhn:adresseregisteret/read (Organization)."},
             "resource": [
-                read("Patient", json!([{"name": "identifier", "type": "token", "documentation": "POST Patient/_search only: a number never goes in a URL"}])),
-                read("Practitioner", json!([])),
-                read("PractitionerRole", json!([{"name": "practitioner", "type": "reference"}])),
-                read("Organization", json!([])),
+                read("Patient", Some(json!([{"name": "identifier", "type": "token", "documentation": "POST Patient/_search only: a number never goes in a URL"}]))),
+                read("Practitioner", None),
+                read("PractitionerRole", Some(json!([{"name": "practitioner", "type": "reference"}]))),
+                read("Organization", None),
             ],
         }],
     }))
@@ -142,12 +161,16 @@ fn searchset(resources: Vec<Value>) -> Resource {
         .into_iter()
         .map(|r| json!({"resource": r, "search": {"mode": "match"}}))
         .collect();
-    Resource(json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
         "total": entries.len(),
-        "entry": entries,
-    }))
+    });
+    // FHIR JSON leaves out an element without values: no match, no `entry`.
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Resource(bundle)
 }
 
 /// A person as the public bundle shows them: no address under any address protection.

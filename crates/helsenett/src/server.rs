@@ -226,14 +226,12 @@ async fn not_found(request: Request) -> Response {
 }
 
 /// Layers below the handlers (body limit, timeout) answer with bare status codes; this gives
-/// them the same problem+json body as every other error.
+/// them the same problem+json body as every other error. An error that already has a body of
+/// its own kind (problem+json, HelseID's OAuth JSON, a FHIR OperationOutcome) is left alone.
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if is_problem || response.status().is_success() {
+    let typed = response.headers().contains_key(header::CONTENT_TYPE) && !is_plain_text(&response);
+    if typed || response.status().is_success() {
         return response;
     }
     match response.status() {
@@ -253,7 +251,7 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
             "Method not allowed for this resource",
         )),
         // An extractor's own rejection (a path that is not UTF-8, say) is plain text; its
-        // words become the detail. HelseID's JSON errors (RFC 6749) are left as they are.
+        // words become the detail.
         status if status.is_client_error() && is_plain_text(&response) => {
             let bytes = axum::body::to_bytes(response.into_body(), 4_096)
                 .await
