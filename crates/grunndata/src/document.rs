@@ -238,7 +238,8 @@ struct GenderEntry {
 struct Birth {
     is_valid: bool,
     birth_date: String,
-    birth_year: i32,
+    /// A string in the contract.
+    birth_year: String,
 }
 
 #[derive(Serialize)]
@@ -373,7 +374,7 @@ impl View<'_> {
                 [Birth {
                     is_valid: true,
                     birth_date: date_time(born),
-                    birth_year: chrono::Datelike::year(&born),
+                    birth_year: chrono::Datelike::year(&born).to_string(),
                 }]
             }),
             status: parts.has("Status").then(|| {

@@ -8,11 +8,12 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{Path, RawQuery, State},
-    http::HeaderMap,
+    http::{HeaderMap, HeaderValue, header},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use helsenett_core::Fodselsnummer;
+use helsenett_core::{Fodselsnummer, Problem};
 use helsenett_helseid::{Authorized, Principal, RequiredScope};
 use helsenett_store::{Store, StoreError, records::PersonId, with_pool};
 use serde::Serialize;
@@ -58,6 +59,23 @@ pub fn router() -> Router<Shared> {
     Router::new()
         .nest("/api/no-legal-basis", bundle_routes::<ReadNoLegalBasis>())
         .nest("/api/legal-basis", bundle_routes::<ReadWithLegalBasis>())
+        .layer(middleware::map_response(contract_media_type))
+}
+
+/// NHN's contract gives its `ProblemDetails` as `application/json`, not RFC 9457's
+/// `application/problem+json`; a client generated from the contract looks for the former.
+async fn contract_media_type(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == Problem::CONTENT_TYPE.as_bytes())
+    {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
 }
 
 fn bundle_routes<S: BundleScope>() -> Router<Shared> {

@@ -10,7 +10,7 @@ use helsenett_core::{Fodselsnummer, NumberKind};
 use helsenett_grunndata::Grunndata;
 use helsenett_helseid::testing::TestClient;
 use helsenett_store::{Store, testing::each_backend, with_pool};
-use support::{Answer, Node, assert_problem, form, lookups, node, orgnr, protect, some, today};
+use support::{Answer, Node, assert_problem_as, form, lookups, node, orgnr, protect, some, today};
 
 const PUBLIC: &str = "nhn:persontjenesten/ReadNoLegalBasis";
 const LEGAL: &str = "nhn:persontjenesten/ReadWithLegalBasis";
@@ -27,6 +27,11 @@ impl Node {
         )
         .await
     }
+}
+
+/// Persontjenesten's problems are `application/json`, as NHN's contract gives them.
+fn assert_problem(a: &Answer, status: StatusCode, needle: &str) {
+    assert_problem_as(a, status, needle, "application/json");
 }
 
 const ALL_PUBLIC: &str = "informationParts=Name&informationParts=NorwegianIdentificationNumber\

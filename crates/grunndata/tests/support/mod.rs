@@ -119,8 +119,13 @@ pub fn form(pairs: &[(&str, &str)]) -> (&'static str, String) {
 }
 
 pub fn assert_problem(a: &Answer, status: StatusCode, needle: &str) {
+    assert_problem_as(a, status, needle, "application/problem+json");
+}
+
+/// A problem with the media type a contract gives it (Persontjenesten's: `application/json`).
+pub fn assert_problem_as(a: &Answer, status: StatusCode, needle: &str, content_type: &str) {
     assert_eq!(a.status, status, "{}", a.text);
-    assert_eq!(a.content_type, "application/problem+json", "{}", a.text);
+    assert_eq!(a.content_type, content_type, "{}", a.text);
     assert!(a.text.contains(needle), "{needle:?} not in {}", a.text);
 }
 
