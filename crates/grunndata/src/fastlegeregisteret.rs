@@ -119,6 +119,16 @@ async fn place_document(
     })
 }
 
+fn current_place(nin: Fodselsnummer, since: NaiveDate, contract: GpContract) -> PlaceDocument {
+    PlaceDocument {
+        patient_nin: nin.to_string(),
+        contract: contract.into(),
+        valid_from: since,
+        valid_to: None,
+        end_reason: None,
+    }
+}
+
 fn asked<'a>(
     principal: &'a Principal,
     headers: &HeaderMap,
@@ -156,17 +166,12 @@ async fn patient_gp(
     let asked = asked(&auth.0, &headers, ReadFlr::SCOPE, "flr-patient-gp")?;
     let request: PatientRequest = json_body(&body, PATIENT_SHAPE)?;
     let nin = nin("patientNin", &request.patient_nin)?;
-    let current = state
-        .store
-        .gp_places(nin)
-        .await?
-        .into_iter()
-        .find(|p| p.period.to.is_none());
+    let current = state.store.gp_current(nin).await?;
     asked.log(&state.log, [(nin, current.is_some())]).await?;
-    let current = current.ok_or(GrunndataError::NotFound(
+    let (since, contract) = current.ok_or(GrunndataError::NotFound(
         "this person is on no GP's list, or is not in the population register",
     ))?;
-    Ok(Json(place_document(&state, nin, current).await?))
+    Ok(Json(current_place(nin, since, contract)))
 }
 
 async fn patient_history(
@@ -302,14 +307,12 @@ async fn change_gp(
             ));
         }
     }
-    let current = state
+    let (since, contract) = state
         .store
-        .gp_places(nin)
+        .gp_current(nin)
         .await?
-        .into_iter()
-        .find(|p| p.period.to.is_none())
         .ok_or(GrunndataError::NotFound(NOT_IN_REGISTER))?;
-    Ok(Json(place_document(&state, nin, current).await?))
+    Ok(Json(current_place(nin, since, contract)))
 }
 
 fn list_id(raw: &str) -> Result<i64, GrunndataError> {

@@ -219,13 +219,7 @@ async fn patient_of(
     operation: &'static str,
 ) -> Result<Option<Value>, GrunndataError> {
     let gp_list = match found {
-        Some(nin) => state
-            .store
-            .gp_places(nin)
-            .await?
-            .into_iter()
-            .find(|p| p.period.to.is_none())
-            .map(|p| p.list_id),
+        Some(nin) => state.store.gp_current(nin).await?.map(|(_, list)| list.id),
         None => None,
     };
     let resource = found.and_then(|nin| {

@@ -95,8 +95,10 @@ type ContractRow = (i64, i64, String, String, String, String, i64, i64);
 const CONTRACT_COLUMNS: &str = "l.id, l.gp_hpr, h.given_name || ' ' || h.family_name, \
      l.office_orgnr, o.name, l.municipality, l.capacity, \
      (SELECT COUNT(*) FROM gp_list_member m WHERE m.list_id = l.id)";
-const CONTRACT_FROM: &str = "gp_list l JOIN health_personnel h ON h.hpr = l.gp_hpr \
+const CONTRACT_JOINS: &str = "JOIN health_personnel h ON h.hpr = l.gp_hpr \
      JOIN organisation o ON o.orgnr = l.office_orgnr";
+
+type PlacedRow = (String, i64, i64, String, String, String, String, i64, i64);
 
 fn contract(row: ContractRow) -> Result<GpContract, StoreError> {
     let (id, gp, gp_name, office, office_name, municipality, capacity, patients) = row;
@@ -118,7 +120,8 @@ fn date(column: &str, text: &str) -> Result<NaiveDate, StoreError> {
 
 impl Store {
     pub async fn gp_contract(&self, id: i64) -> Result<Option<GpContract>, StoreError> {
-        let sql = format!("SELECT {CONTRACT_COLUMNS} FROM {CONTRACT_FROM} WHERE l.id = $1");
+        let sql =
+            format!("SELECT {CONTRACT_COLUMNS} FROM gp_list l {CONTRACT_JOINS} WHERE l.id = $1");
         let row = with_pool!(self, pool => sqlx::query_as::<_, ContractRow>(&sql)
             .bind(id)
             .fetch_optional(pool)
@@ -129,13 +132,45 @@ impl Store {
     /// The lists a GP holds.
     pub async fn gp_contracts_of(&self, gp: HprNummer) -> Result<Vec<GpContract>, StoreError> {
         let sql = format!(
-            "SELECT {CONTRACT_COLUMNS} FROM {CONTRACT_FROM} WHERE l.gp_hpr = $1 ORDER BY l.id"
+            "SELECT {CONTRACT_COLUMNS} FROM gp_list l {CONTRACT_JOINS} WHERE l.gp_hpr = $1 ORDER BY l.id"
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ContractRow>(&sql)
             .bind(i64::from(gp.get()))
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(contract).collect()
+    }
+
+    /// The person's current place (since when) and its list, in one query: the look-up every
+    /// "who is this person's GP" makes.
+    pub async fn gp_current(
+        &self,
+        nin: Fodselsnummer,
+    ) -> Result<Option<(NaiveDate, GpContract)>, StoreError> {
+        let sql = format!(
+            "SELECT m.since, {CONTRACT_COLUMNS} FROM gp_list_member m \
+             JOIN gp_list l ON l.id = m.list_id {CONTRACT_JOINS} WHERE m.nin = $1"
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, PlacedRow>(&sql)
+            .bind(nin.to_string())
+            .fetch_optional(pool)
+            .await)?;
+        row.map(
+            |(since, id, gp, gp_name, office, office_name, municipality, capacity, patients)| {
+                let list = contract((
+                    id,
+                    gp,
+                    gp_name,
+                    office,
+                    office_name,
+                    municipality,
+                    capacity,
+                    patients,
+                ))?;
+                Ok((date("gp_list_member.since", &since)?, list))
+            },
+        )
+        .transpose()
     }
 
     /// One page of a municipality's lists (all, or those with room) and how many there are.
@@ -147,7 +182,7 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<GpContract>, i64), StoreError> {
         let sql = format!(
-            "SELECT {CONTRACT_COLUMNS} FROM {CONTRACT_FROM} WHERE l.municipality = $1 ORDER BY l.id"
+            "SELECT {CONTRACT_COLUMNS} FROM gp_list l {CONTRACT_JOINS} WHERE l.municipality = $1 ORDER BY l.id"
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ContractRow>(&sql)
             .bind(municipality)
