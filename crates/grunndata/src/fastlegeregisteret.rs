@@ -15,7 +15,7 @@ use axum::{
 use chrono::NaiveDate;
 use helsenett_core::{Fodselsnummer, HprNummer};
 use helsenett_helseid::{Authorized, Principal, RequiredScope};
-use helsenett_store::gp::{GpChange, GpContract, GpPlace};
+use helsenett_store::gp::{CHANGES_PER_YEAR, GpChange, GpContract, GpPlace};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -139,7 +139,8 @@ fn asked<'a>(
         principal,
         bundle: "fastlegeregisteret",
         legal_basis,
-        purpose: stated_purpose(headers, false)?,
+        // The register is read under a legal basis, which is granted for a purpose.
+        purpose: stated_purpose(headers, true)?,
         operation,
     })
 }
@@ -150,6 +151,11 @@ struct PatientRequest {
     patient_nin: String,
 }
 const PATIENT_SHAPE: &str = r#"{"patientNin": "<11 digits>"}"#;
+
+/// [`CHANGES_PER_YEAR`] in words.
+const TOO_MANY_CHANGES: &str =
+    "the person has changed GP as often as the scheme allows in twelve months (twice)";
+const _: () = assert!(CHANGES_PER_YEAR == 2, "TOO_MANY_CHANGES says twice");
 
 const NOT_IN_REGISTER: &str = "no person in the population register has this number";
 
@@ -270,16 +276,16 @@ async fn change_gp(
     )?;
     let nin = nin("patientNin", &request.patient_nin)?;
     may_change_for(&auth.0, nin)?;
+    // Logged before the change: a change the log could not record is not made.
+    let known = state.population.read(|p| p.get(&nin).is_some());
+    asked.log(&state.log, [(nin, known)]).await?;
     let today = helsenett_core::time::today();
     let outcome = state
         .store
         .change_gp(nin, request.gp_contract_id, today)
         .await?;
-    asked
-        .log(&state.log, [(nin, outcome != GpChange::NoSuchPerson)])
-        .await?;
     match outcome {
-        GpChange::Changed { .. } => {}
+        GpChange::Changed => {}
         GpChange::NoSuchList => return Err(GrunndataError::NotFound("no GP list has this id")),
         GpChange::NoSuchPerson => return Err(GrunndataError::NotFound(NOT_IN_REGISTER)),
         GpChange::NotEligible => {
@@ -303,7 +309,7 @@ async fn change_gp(
         GpChange::TooManyChanges => {
             return Err(GrunndataError::Conflict(
                 "too-many-changes",
-                "the person has changed GP twice in the last twelve months",
+                TOO_MANY_CHANGES,
             ));
         }
     }
@@ -315,7 +321,7 @@ async fn change_gp(
     Ok(Json(current_place(nin, since, contract)))
 }
 
-fn list_id(raw: &str) -> Result<i64, GrunndataError> {
+pub(crate) fn list_id(raw: &str) -> Result<i64, GrunndataError> {
     raw.trim()
         .parse::<i64>()
         .ok()
@@ -362,7 +368,7 @@ fn paging(pairs: &[(String, String)]) -> Result<(i64, i64), GrunndataError> {
     ))
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
         .collect()

@@ -8,7 +8,7 @@ use axum::{
     Router,
     body::{Bytes, to_bytes},
     extract::{Path, RawQuery, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -25,9 +25,9 @@ use serde_json::{Value, json};
 use crate::{
     document::Bundle,
     error::GrunndataError,
-    fastlegeregisteret::ReadFlr,
+    fastlegeregisteret::{ReadFlr, list_id, query_pairs},
     hpr::ReadHpr,
-    lookup::{Asked, NOT_STATED},
+    lookup::{Asked, stated_purpose},
     persontjenesten::ReadNoLegalBasis,
     population::Entry,
     state::Shared,
@@ -189,7 +189,7 @@ fn patient_resource(person: &Entry, gp_list: Option<i64>) -> Value {
         "gender": sex_code(person.nin.sex()),
         "birthDate": person.nin.birth_date().to_string(),
     });
-    if person.protection == helsenett_store::records::AddressProtection::Unclassified {
+    if Bundle::NoLegalBasis.shows_address(person.protection) {
         let address = &person.address;
         patient["address"] = json!([{
             "use": "home",
@@ -204,23 +204,28 @@ fn patient_resource(person: &Entry, gp_list: Option<i64>) -> Value {
         Some(day) => patient["deceasedDateTime"] = json!(day.to_string()),
         None => patient["deceasedBoolean"] = json!(false),
     }
-    if let Some(list) = gp_list {
+    // The GP's office would say where a person with a hidden address lives.
+    if let Some(list) = gp_list.filter(|_| Bundle::NoLegalBasis.shows_address(person.protection)) {
         patient["generalPractitioner"] = json!([{"reference": format!("PractitionerRole/{list}")}]);
     }
     patient
 }
 
-/// The person's Patient resource, logged as a look-up of the public bundle.
+/// The person's Patient resource, logged as a look-up of the public bundle; with the GP only
+/// for a caller who may read Fastlegeregisteret, logged as a look-up there too.
 async fn patient_of(
     state: &Shared,
     auth: &Authorized<ReadNoLegalBasis>,
+    headers: &HeaderMap,
     found: Option<Fodselsnummer>,
     asked_for: Option<Fodselsnummer>,
     operation: &'static str,
 ) -> Result<Option<Value>, GrunndataError> {
+    let purpose = stated_purpose(headers, false)?;
+    let with_gp = auth.0.has_scope(ReadFlr::SCOPE);
     let gp_list = match found {
-        Some(nin) => state.store.gp_current(nin).await?.map(|(_, list)| list.id),
-        None => None,
+        Some(nin) if with_gp => state.store.gp_current(nin).await?.map(|(_, list)| list.id),
+        _ => None,
     };
     let resource = found.and_then(|nin| {
         state
@@ -232,26 +237,40 @@ async fn patient_of(
         principal: &auth.0,
         bundle: bundle.as_str(),
         legal_basis: bundle.legal_basis(),
-        purpose: NOT_STATED,
+        purpose,
         operation,
     };
     let logged = found
         .map(|nin| (nin, resource.is_some()))
         .or(asked_for.map(|nin| (nin, false)));
     asked.log(&state.log, logged).await?;
+    let gp_shown = resource
+        .as_ref()
+        .is_some_and(|r| r.get("generalPractitioner").is_some());
+    if let (Some(nin), true) = (found, gp_shown) {
+        let asked = Asked {
+            principal: &auth.0,
+            bundle: "fastlegeregisteret",
+            legal_basis: ReadFlr::SCOPE,
+            purpose,
+            operation,
+        };
+        asked.log(&state.log, [(nin, true)]).await?;
+    }
     Ok(resource)
 }
 
 async fn patient(
     auth: Authorized<ReadNoLegalBasis>,
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Resource, GrunndataError> {
     let id = PersonId::parse(&id).ok_or_else(|| {
         GrunndataError::invalid("id", "is not a person id (32 hexadecimal digits)")
     })?;
     let nin = state.population.read(|p| p.by_id(id).map(|e| e.nin));
-    patient_of(&state, &auth, nin, None, "fhir-patient-read")
+    patient_of(&state, &auth, &headers, nin, None, "fhir-patient-read")
         .await?
         .map(Resource)
         .ok_or(GrunndataError::NotFound("no Patient has this id"))
@@ -261,6 +280,7 @@ async fn patient(
 async fn search_patient(
     auth: Authorized<ReadNoLegalBasis>,
     State(state): State<Shared>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Resource, GrunndataError> {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -286,7 +306,15 @@ async fn search_patient(
     }
     let known = state.population.read(|p| p.get(&nin).is_some());
     let found = known.then_some(nin);
-    let resource = patient_of(&state, &auth, found, Some(nin), "fhir-patient-search").await?;
+    let resource = patient_of(
+        &state,
+        &auth,
+        &headers,
+        found,
+        Some(nin),
+        "fhir-patient-search",
+    )
+    .await?;
     Ok(searchset(resource.into_iter().collect()))
 }
 
@@ -336,8 +364,10 @@ fn hpr_number(id: &str) -> Result<HprNummer, GrunndataError> {
 async fn practitioner(
     auth: Authorized<ReadHpr>,
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Resource, GrunndataError> {
+    let purpose = stated_purpose(&headers, false)?;
     let entry =
         state
             .store
@@ -350,7 +380,7 @@ async fn practitioner(
         principal: &auth.0,
         bundle: "hpr",
         legal_basis: ReadHpr::SCOPE,
-        purpose: NOT_STATED,
+        purpose,
         operation: "fhir-practitioner-read",
     };
     asked.log(&state.log, [(entry.personnel.nin, true)]).await?;
@@ -374,14 +404,6 @@ fn role_resource(list: &GpContract) -> Value {
     })
 }
 
-fn list_id(id: &str) -> Result<i64, GrunndataError> {
-    id.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| GrunndataError::invalid("id", "is not a GP list id (a positive number)"))
-}
-
 async fn role(
     _auth: Authorized<ReadFlr>,
     State(state): State<Shared>,
@@ -401,10 +423,7 @@ async fn search_roles(
     State(state): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Result<Resource, GrunndataError> {
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+    let pairs = query_pairs(query.as_deref());
     let [(key, value)] = pairs.as_slice() else {
         return Err(GrunndataError::invalid(
             "practitioner",

@@ -2,7 +2,7 @@
 //! professional by HPR number or by fødselsnummer, with every approval, speciality and
 //! suspension and where each stands today. The shape follows HPR's own (a person with
 //! godkjenninger) with kodeverk 9060, 7704 and 7426 codings. Each professional returned, and
-//! each number asked for and not found, is logged like any person look-up.
+//! each fødselsnummer asked for and not found, is logged like any person look-up.
 
 use axum::{
     Json, Router,
@@ -49,7 +49,10 @@ pub struct Coding {
 #[serde(rename_all = "camelCase")]
 pub struct PersonnelDocument {
     pub hpr_number: u32,
-    pub nin: String,
+    /// Only to a caller who asked by fødselsnummer: an HPR number must not unlock a person's
+    /// number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nin: Option<String>,
     pub given_name: String,
     pub family_name: String,
     /// Whether any approval is valid and not suspended today.
@@ -89,11 +92,11 @@ pub struct SuspensionDocument {
     pub in_force: bool,
 }
 
-fn document(entry: &HprEntry, today: NaiveDate) -> PersonnelDocument {
+fn document(entry: &HprEntry, today: NaiveDate, with_nin: bool) -> PersonnelDocument {
     let p = &entry.personnel;
     PersonnelDocument {
         hpr_number: p.hpr.get(),
-        nin: p.nin.to_string(),
+        nin: with_nin.then(|| p.nin.to_string()),
         given_name: p.given_name.clone(),
         family_name: p.family_name.clone(),
         authorised: entry.authorised_on(today),
@@ -174,7 +177,7 @@ async fn by_number(
         .await?
         .ok_or(GrunndataError::NotFound(NOT_FOUND))?;
     asked.log(&state.log, [(entry.personnel.nin, true)]).await?;
-    Ok(Json(document(&entry, helsenett_core::time::today())))
+    Ok(Json(document(&entry, helsenett_core::time::today(), false)))
 }
 
 #[derive(Deserialize)]
@@ -197,5 +200,5 @@ async fn by_nin(
     let entry = entry.ok_or(GrunndataError::NotFound(
         "no health personnel in HPR has this fødselsnummer",
     ))?;
-    Ok(Json(document(&entry, helsenett_core::time::today())))
+    Ok(Json(document(&entry, helsenett_core::time::today(), true)))
 }

@@ -16,7 +16,14 @@ const WRITE: &str = "nhn:fastlegeregisteret/write";
 impl Node {
     async fn get(&self, token: &str, path: &str) -> Answer {
         let path = format!("/fastlegeregisteret/api/v1{path}");
-        self.call(Method::GET, path, Some(token), &[], None).await
+        self.call(
+            Method::GET,
+            path,
+            Some(token),
+            &[("nhn-purpose", "treatment")],
+            None,
+        )
+        .await
     }
 
     async fn post(&self, token: &str, path: &str, body: &Value) -> Answer {
@@ -187,6 +194,20 @@ async fn gp_look_ups_both_ways_and_changes_under_capacity() {
         let full = answers.iter().filter(|a| a.text.contains("list-full")).count();
         assert_eq!((ok, full), (3, 5), "{:?}", answers.iter().map(|a| &a.text).collect::<Vec<_>>());
         assert_eq!(members(store, other).await, before + 3);
+
+        // Someone on no list (new in the country) gets a place.
+        let newcomer = on_list(store, list, 11).await.pop().unwrap();
+        with_pool!(store, pool => sqlx::query("DELETE FROM gp_list_member WHERE nin = $1")
+            .bind(&newcomer).execute(pool).await.map(drop)).unwrap();
+        make_room(store, list, 1).await;
+        assert_eq!(n.post(&read, "/patient/gp", &json!({"patientNin": newcomer})).await.status, StatusCode::NOT_FOUND);
+        let a = n.post(&write, "/patient/change-gp", &json!({"patientNin": newcomer, "gpContractId": list})).await;
+        assert_eq!((a.status, &a.body["contract"]["id"]), (StatusCode::OK, &json!(list)), "{}", a.text);
+
+        // The register is read under a legal basis: the purpose must be stated.
+        let body = Some(("application/json", json!({"patientNin": nin}).to_string()));
+        let a = n.call(Method::POST, "/fastlegeregisteret/api/v1/patient/gp".into(), Some(&read), &[], body).await;
+        assert_problem(&a, StatusCode::BAD_REQUEST, "nhn-purpose");
 
         // Bad input and unknown persons: the rule, never the number.
         let bad = format!("{}{}", &nin[..10], (nin.as_bytes()[10] - b'0' + 1) % 10);

@@ -83,10 +83,15 @@ async fn fhir_views_of_person_professional_gp_list_and_organisation() {
         assert_eq!(found.status, StatusCode::OK, "{}", found.text);
         assert_eq!((&found.body["type"], &found.body["total"]), (&Value::from("searchset"), &Value::from(1)));
         assert_eq!(found.body["entry"][0]["resource"], patient);
+        // Each read is logged for the public bundle, and for Fastlegeregisteret, whose GP it shows.
         let logged = lookups(&n, store, &nin).await;
-        let operations: Vec<&str> = logged.iter().map(|l| l.0.as_str()).collect();
-        assert_eq!(operations, ["fhir-patient-read", "fhir-patient-search"]);
-        assert!(logged.iter().all(|l| l.1 == "no-legal-basis" && l.4), "{logged:?}");
+        let mut rows: Vec<(&str, &str)> = logged.iter().map(|l| (l.0.as_str(), l.1.as_str())).collect();
+        rows.sort_unstable();
+        assert_eq!(rows, [
+            ("fhir-patient-read", "fastlegeregisteret"), ("fhir-patient-read", "no-legal-basis"),
+            ("fhir-patient-search", "fastlegeregisteret"), ("fhir-patient-search", "no-legal-basis"),
+        ]);
+        assert!(logged.iter().all(|l| l.4), "{logged:?}");
 
         // The public bundle hides a protected address.
         let hidden = some(store, &format!("nin > '{nin}' AND number_kind = 'fnr'")).await;
@@ -96,6 +101,7 @@ async fn fhir_views_of_person_professional_gp_list_and_organisation() {
         let resource = &a.body["entry"][0]["resource"];
         assert_eq!(resource["identifier"][0]["value"], hidden, "{}", a.text);
         assert!(resource.get("address").is_none(), "{}", a.text);
+        assert!(resource.get("generalPractitioner").is_none(), "the GP's office would locate them: {}", a.text);
 
         // A number nobody has: an empty searchset, logged as not found.
         let unknown = (0..999).find_map(|i| {
@@ -143,6 +149,9 @@ async fn fhir_views_of_person_professional_gp_list_and_organisation() {
         let unauthenticated = n.fhir(None, &format!("/Patient/{id}")).await;
         assert_outcome(&unauthenticated, StatusCode::UNAUTHORIZED, "login");
         let patients_only = TestClient::register(store, "patients-only", orgnr(970), &[PATIENTS]).await.token(&n.helseid, PATIENTS).await;
+        let a = n.fhir(Some(&patients_only), &format!("/Patient/{id}")).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert!(a.body.get("generalPractitioner").is_none(), "the GP needs Fastlegeregisteret's scope: {}", a.text);
         let a = n.fhir(Some(&patients_only), &format!("/Practitioner/{hpr}")).await;
         assert!(matches!(a.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), "{}", a.text);
         assert_eq!(a.body["resourceType"], "OperationOutcome", "{}", a.text);

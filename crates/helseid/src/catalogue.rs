@@ -77,8 +77,20 @@ pub const APIS: &[&Api] = &[
     &PROVESVAR,
 ];
 
-/// Scopes no member organisation gets by default: operating the network.
-pub const ADMIN_SCOPES: &[&str] = &["nhn:adresseregisteret/admin", "nhn:meldingsteller/read"];
+/// Scopes no member organisation gets by default: operating the network, and moving a citizen
+/// to another GP (the citizen portal's and the register's own case handling).
+pub const RESTRICTED_SCOPES: &[&str] = &[
+    "nhn:adresseregisteret/admin",
+    "nhn:meldingsteller/read",
+    "nhn:fastlegeregisteret/write",
+];
+
+/// The scopes every member organisation's system client gets.
+pub fn member_scopes() -> impl Iterator<Item = &'static str> {
+    APIS.iter()
+        .flat_map(|api| api.scopes.iter().copied())
+        .filter(|s| !RESTRICTED_SCOPES.contains(s))
+}
 
 pub const OPENID: &str = "openid";
 pub const SCOPE_PID: &str = "helseid://scopes/identity/pid";
@@ -141,4 +153,19 @@ pub fn audiences_of<'a>(scopes: impl IntoIterator<Item = &'a str> + Clone) -> Ve
         .filter(|api| scopes.clone().into_iter().any(|s| api.scopes.contains(&s)))
         .map(|api| api.audience.to_owned())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_read_the_registers_but_neither_operate_nor_move_citizens() {
+        let scopes: Vec<&str> = member_scopes().collect();
+        assert!(scopes.contains(&"nhn:persontjenesten/ReadNoLegalBasis"));
+        assert!(scopes.contains(&"nhn:fastlegeregisteret/read"));
+        for restricted in RESTRICTED_SCOPES {
+            assert!(!scopes.contains(restricted), "{restricted}");
+        }
+    }
 }

@@ -40,12 +40,7 @@ pub async fn register_member_clients(
     )
     .fetch_all(pool)
     .await)?;
-    let scopes: Vec<String> = catalogue::APIS
-        .iter()
-        .flat_map(|api| api.scopes.iter())
-        .filter(|s| !catalogue::ADMIN_SCOPES.contains(s))
-        .map(|s| (*s).to_owned())
-        .collect();
+    let scopes: Vec<String> = catalogue::member_scopes().map(str::to_owned).collect();
     // A stream of its own, so that adding clients never changes the rest of the country.
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x4865_6c73_6549_4400);
     let now = crate::now();

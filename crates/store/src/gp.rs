@@ -1,7 +1,7 @@
 //! Fastlegeregisteret: GP lists (fastlegeavtaler) with their capacity, each person's place on
 //! one, the places that ended, and its one write: a person moving to a list that has room.
 
-use chrono::{Days, NaiveDate};
+use chrono::{Months, NaiveDate};
 use helsenett_core::{Fodselsnummer, HprNummer, Organisasjonsnummer};
 use serde::Serialize;
 
@@ -78,9 +78,7 @@ pub struct ListedPatient {
 /// What became of a request to change GP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GpChange {
-    Changed {
-        from: Option<i64>,
-    },
+    Changed,
     NoSuchList,
     NoSuchPerson,
     /// Dead or emigrated: not in the scheme.
@@ -267,9 +265,10 @@ impl Store {
             .collect()
     }
 
-    /// Moves `nin` to list `to` from `on`, if the list has room and the person has changed
-    /// fewer than [`CHANGES_PER_YEAR`] times in the year before. The person's place and the
-    /// list are locked first, so two changes can neither overfill a list nor race each other.
+    /// Moves `nin` to list `to` from `on` (or from the day the current place began, if that is
+    /// later), if the list has room and the person has changed fewer than [`CHANGES_PER_YEAR`]
+    /// times in the twelve months before. The person and the list are locked first, so two
+    /// changes can neither overfill a list nor move one person twice.
     pub async fn change_gp(
         &self,
         nin: Fodselsnummer,
@@ -277,17 +276,24 @@ impl Store {
         on: NaiveDate,
     ) -> Result<GpChange, StoreError> {
         let nin_text = nin.to_string();
-        let year_ago = (on - Days::new(365)).to_string();
-        let today = on.to_string();
+        let year_ago = on
+            .checked_sub_months(Months::new(12))
+            .unwrap_or(NaiveDate::MIN)
+            .to_string();
+        let changed = EndReason::ChangedGp.as_str();
         let mut writer = self.writer().await?;
         // Every refusal returns early, so the transaction is rolled back when dropped.
         let outcome = with_tx!(&mut writer, tx => {
             // Writes first: SQLite takes its write lock here rather than failing to upgrade
-            // a read later; PostgreSQL locks the two rows.
-            sqlx::query("UPDATE gp_list_member SET since = since WHERE nin = $1")
+            // a read later; PostgreSQL locks the person's row and the list's.
+            let people = sqlx::query("UPDATE person SET status = status WHERE nin = $1")
                 .bind(&nin_text)
                 .execute(&mut **tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if people == 0 {
+                return Ok(GpChange::NoSuchPerson);
+            }
             let listed = sqlx::query("UPDATE gp_list SET capacity = capacity WHERE id = $1")
                 .bind(to)
                 .execute(&mut **tx)
@@ -298,14 +304,13 @@ impl Store {
             }
             let status = sqlx::query_scalar::<_, String>("SELECT status FROM person WHERE nin = $1")
                 .bind(&nin_text)
-                .fetch_optional(&mut **tx)
+                .fetch_one(&mut **tx)
                 .await?;
-            match status.as_deref().map(PersonStatus::parse).transpose()? {
-                None => return Ok(GpChange::NoSuchPerson),
-                Some(PersonStatus::Deceased | PersonStatus::Emigrated) => {
-                    return Ok(GpChange::NotEligible);
-                }
-                Some(PersonStatus::Resident | PersonStatus::Temporary) => {}
+            if matches!(
+                PersonStatus::parse(&status)?,
+                PersonStatus::Deceased | PersonStatus::Emigrated
+            ) {
+                return Ok(GpChange::NotEligible);
             }
             let current = sqlx::query_as::<_, (i64, String)>(
                 "SELECT list_id, since FROM gp_list_member WHERE nin = $1",
@@ -318,9 +323,10 @@ impl Store {
             }
             let changes = sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM gp_list_history
-                 WHERE nin = $1 AND end_reason = 'changed-gp' AND valid_to > $2",
+                 WHERE nin = $1 AND end_reason = $2 AND valid_to > $3",
             )
             .bind(&nin_text)
+            .bind(changed)
             .bind(&year_ago)
             .fetch_one(&mut **tx)
             .await?;
@@ -339,19 +345,23 @@ impl Store {
             }
             match &current {
                 Some((from, since)) => {
+                    // A place dated ahead (a synthetic country runs ahead of the clock) ends
+                    // the day it began rather than before.
+                    let on = on.max(date("gp_list_member.since", since)?).to_string();
                     sqlx::query(
                         "INSERT INTO gp_list_history (nin, list_id, valid_from, valid_to, end_reason)
-                         VALUES ($1, $2, $3, $4, 'changed-gp')",
+                         VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(&nin_text)
                     .bind(from)
                     .bind(since)
-                    .bind(&today)
+                    .bind(&on)
+                    .bind(changed)
                     .execute(&mut **tx)
                     .await?;
                     sqlx::query("UPDATE gp_list_member SET list_id = $1, since = $2 WHERE nin = $3")
                         .bind(to)
-                        .bind(&today)
+                        .bind(&on)
                         .bind(&nin_text)
                         .execute(&mut **tx)
                         .await?;
@@ -360,14 +370,12 @@ impl Store {
                     sqlx::query("INSERT INTO gp_list_member (nin, list_id, since) VALUES ($1, $2, $3)")
                         .bind(&nin_text)
                         .bind(to)
-                        .bind(&today)
+                        .bind(on.to_string())
                         .execute(&mut **tx)
                         .await?;
                 }
             }
-            Ok::<_, StoreError>(GpChange::Changed {
-                from: current.map(|(list, _)| list),
-            })
+            Ok::<_, StoreError>(GpChange::Changed)
         })?;
         writer.commit().await?;
         Ok(outcome)

@@ -129,10 +129,17 @@ impl Period {
             d.parse::<NaiveDate>()
                 .map_err(|e| corrupt(&format!("{table} period"), e))
         };
-        Ok(Period {
+        let period = Period {
             from: date(from)?,
             to: to.map(date).transpose()?,
-        })
+        };
+        match period.to {
+            Some(to) if to < period.from => Err(corrupt(
+                &format!("{table} period"),
+                format!("ends {to} before it begins {}", period.from),
+            )),
+            _ => Ok(period),
+        }
     }
 }
 

@@ -4,6 +4,9 @@
 -- The day the current place began (Fastlegeregisteret's Period.From). The scheme began on
 -- 2001-06-01; earlier stores know no better day.
 ALTER TABLE gp_list_member ADD COLUMN since TEXT NOT NULL DEFAULT '2001-06-01';
+-- Nobody was listed before they were born.
+UPDATE gp_list_member SET since = (SELECT p.birth_date FROM person p WHERE p.nin = gp_list_member.nin)
+WHERE since < (SELECT p.birth_date FROM person p WHERE p.nin = gp_list_member.nin);
 CREATE INDEX gp_list_member_by_list ON gp_list_member (list_id, nin);
 
 -- Places that ended: changed GP, died, emigrated. Current places are in gp_list_member.
