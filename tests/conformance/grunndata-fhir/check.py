@@ -16,8 +16,6 @@ import sys
 import traceback
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from fhir.resources import __fhir_version__
 from fhir.resources.bundle import Bundle
 from fhir.resources.capabilitystatement import CapabilityStatement
@@ -26,7 +24,10 @@ from fhir.resources.organization import Organization
 from fhir.resources.patient import Patient
 from fhir.resources.practitioner import Practitioner
 from fhir.resources.practitionerrole import PractitionerRole
-from joserfc.jwk import ECKey
+
+# The helpers every conformance check shares sit one folder up.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from helseid_client import client_token, write_key  # noqa: E402
 
 TIMEOUT = 30
 CONTENT_TYPE = "application/fhir+json"
@@ -64,36 +65,14 @@ def prepare(args):
     os.makedirs(args.keys, exist_ok=True)
     lines = []
     for name, scopes in CLIENTS.items():
-        key = ECKey.generate_key("P-256", parameters={"kid": name, "alg": "ES256"})
-        with open(os.path.join(args.keys, f"{name}.json"), "w") as f:
-            json.dump(key.as_dict(private=True), f)
-        with open(os.path.join(args.keys, f"{name}.public.json"), "w") as f:
-            json.dump({"keys": [key.as_dict(private=False)]}, f)
+        write_key(args.keys, name)
         lines.append(f"grunndata-fhir-{name} {orgnr} {name}.public.json {' '.join(scopes)}\n")
     with open(os.path.join(args.keys, "clients.txt"), "w") as f:
         f.writelines(lines)
 
 
-class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
-    """private_key_jwt with a 60 s assertion (HelseID's limit) and the key's kid."""
-
-    def __init__(self, kid):
-        super().__init__(token_endpoint=None, alg="ES256")
-        self.kid = kid
-
-    def sign(self, auth, token_endpoint):
-        return private_key_jwt_sign(auth.client_secret, client_id=auth.client_id,
-                                    token_endpoint=token_endpoint, alg=self.alg,
-                                    header={"kid": self.kid}, expires_in=60)
-
-
 def token(base, keys, name):
-    with open(os.path.join(keys, f"{name}.json")) as f:
-        key = json.load(f)
-    session = OAuth2Session(f"grunndata-fhir-{name}", key, scope=" ".join(CLIENTS[name]),
-                            token_endpoint_auth_method=ShortLivedPrivateKeyJWT(name))
-    return session.fetch_token(f"{base}/helseid/connect/token",
-                               grant_type="client_credentials")["access_token"]
+    return client_token(base, keys, name, f"grunndata-fhir-{name}", " ".join(CLIENTS[name]))
 
 
 def mod11(digits, weights):

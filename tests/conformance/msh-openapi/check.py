@@ -15,11 +15,12 @@ import traceback
 import uuid
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
-from joserfc.jwk import ECKey
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+# The helpers every conformance check shares sit one folder up.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from helseid_client import client_token, nullable_refs, write_key  # noqa: E402
 
 SCOPE = "nhn:msh/api"
 TIMEOUT = 30
@@ -30,54 +31,10 @@ def prepare(args):
     os.makedirs(args.keys, exist_ok=True)
     lines = []
     for client_id, orgnr in (("sender", args.sender_org), ("receiver", args.receiver_org)):
-        key = ECKey.generate_key("P-256", parameters={"kid": client_id, "alg": "ES256"})
-        with open(os.path.join(args.keys, f"{client_id}.json"), "w") as f:
-            json.dump(key.as_dict(private=True), f)
-        with open(os.path.join(args.keys, f"{client_id}.public.json"), "w") as f:
-            json.dump({"keys": [key.as_dict(private=False)]}, f)
+        write_key(args.keys, client_id)
         lines.append(f"conformance-{client_id} {orgnr} {client_id}.public.json\n")
     with open(os.path.join(args.keys, "clients.txt"), "w") as f:
         f.writelines(lines)
-
-
-class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
-    """private_key_jwt with a 60 s assertion (HelseID's limit) and the key's kid."""
-
-    def __init__(self, kid):
-        super().__init__(token_endpoint=None, alg="ES256")
-        self.kid = kid
-
-    def sign(self, auth, token_endpoint):
-        return private_key_jwt_sign(auth.client_secret, client_id=auth.client_id,
-                                    token_endpoint=token_endpoint, alg=self.alg,
-                                    header={"kid": self.kid}, expires_in=60)
-
-
-def nullable_refs(spec):
-    """NHN marks properties such as StatusInfo.appRecStatus `nullable` beside an `allOf` with a
-    `$ref` to an enum, and its own example (msh-examples/get-status.json) sends null there.
-    Under OpenAPI 3.0.3's reading `nullable` does not reach into the `allOf`, so a strict
-    validator rejects NHN's example; the property is inlined here with null allowed, as NHN
-    means it."""
-    schemas = spec["components"]["schemas"]
-    for schema in schemas.values():
-        for name, prop in schema.get("properties", {}).items():
-            refs = prop.get("allOf", [])
-            if prop.get("nullable") and len(refs) == 1 and "$ref" in refs[0]:
-                target = dict(schemas[refs[0]["$ref"].rsplit("/", 1)[1]])
-                target["nullable"] = True
-                if "enum" in target:
-                    target["enum"] = target["enum"] + [None]
-                schema["properties"][name] = {**target, "description": prop.get("description", "")}
-
-
-def token(base, keys, client_id):
-    with open(os.path.join(keys, f"{client_id}.json")) as f:
-        key = json.load(f)
-    session = OAuth2Session(f"conformance-{client_id}", key, scope=SCOPE,
-                            token_endpoint_auth_method=ShortLivedPrivateKeyJWT(client_id))
-    return session.fetch_token(f"{base}/helseid/connect/token",
-                               grant_type="client_credentials")["access_token"]
 
 
 class Checker:
@@ -93,7 +50,7 @@ class Checker:
         nullable_refs(spec)
         self.openapi = OpenAPI.from_dict(spec)
         self.base = args.base
-        self.tokens = {c: token(args.base, args.keys, c) for c in ("sender", "receiver")}
+        self.tokens = {c: client_token(args.base, args.keys, c, f"conformance-{c}", SCOPE) for c in ("sender", "receiver")}
         self.passed = self.failed = 0
 
     def call(self, who, method, path, expect, body=None, headers=HEADERS):

@@ -24,11 +24,12 @@ import traceback
 
 import requests
 import yaml  # PyYAML, which openapi-core reads YAML documents with (through jsonschema-path)
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
-from joserfc.jwk import ECKey
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+# The helpers every conformance check shares sit one folder up.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from helseid_client import client_token, nullable_refs, write_key  # noqa: E402
 
 PUBLIC = "no-legal-basis"
 LEGAL = "legal-basis"
@@ -46,42 +47,7 @@ LEGAL_ONLY_PARTS = ["FamilyRelation", "MaritalStatus", "Citizenship", "Identific
 
 
 def prepare(args):
-    os.makedirs(args.keys, exist_ok=True)
-    key = ECKey.generate_key("P-256", parameters={"kid": CLIENT, "alg": "ES256"})
-    with open(os.path.join(args.keys, f"{CLIENT}.json"), "w") as f:
-        json.dump(key.as_dict(private=True), f)
-    with open(os.path.join(args.keys, f"{CLIENT}.public.json"), "w") as f:
-        json.dump({"keys": [key.as_dict(private=False)]}, f)
-
-
-class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
-    """private_key_jwt with a 60 s assertion (HelseID's limit) and the key's kid."""
-
-    def __init__(self, kid):
-        super().__init__(token_endpoint=None, alg="ES256")
-        self.kid = kid
-
-    def sign(self, auth, token_endpoint):
-        return private_key_jwt_sign(auth.client_secret, client_id=auth.client_id,
-                                    token_endpoint=token_endpoint, alg=self.alg,
-                                    header={"kid": self.kid}, expires_in=60)
-
-
-def nullable_refs(spec):
-    """NHN marks properties such as CadastralAddress.separatelyOccupiedUnitType `nullable`
-    beside an `allOf` with a `$ref` to an enum. Under OpenAPI 3.0's reading `nullable` does not
-    reach into the `allOf`, so a strict validator rejects the null NHN means to allow; the
-    property is inlined here with null allowed, as NHN means it (as in msh-openapi)."""
-    schemas = spec["components"]["schemas"]
-    for schema in schemas.values():
-        for name, prop in schema.get("properties", {}).items():
-            refs = prop.get("allOf", [])
-            if prop.get("nullable") and len(refs) == 1 and "$ref" in refs[0]:
-                target = dict(schemas[refs[0]["$ref"].rsplit("/", 1)[1]])
-                target["nullable"] = True
-                if "enum" in target:
-                    target["enum"] = target["enum"] + [None]
-                schema["properties"][name] = {**target, "description": prop.get("description", "")}
+    write_key(args.keys, CLIENT)
 
 
 def python_patterns(node):
@@ -107,12 +73,7 @@ def python_patterns(node):
 
 
 def token(base, keys, scope):
-    with open(os.path.join(keys, f"{CLIENT}.json")) as f:
-        key = json.load(f)
-    session = OAuth2Session(f"conformance-{CLIENT}", key, scope=scope,
-                            token_endpoint_auth_method=ShortLivedPrivateKeyJWT(CLIENT))
-    return session.fetch_token(f"{base}/helseid/connect/token",
-                               grant_type="client_credentials")["access_token"]
+    return client_token(base, keys, CLIENT, f"conformance-{CLIENT}", scope)
 
 
 def fodselsnummer_check_digits(first9):

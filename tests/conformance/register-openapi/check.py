@@ -18,15 +18,16 @@ import tempfile
 import traceback
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from joserfc.jwk import ECKey
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
+
+# The helpers every conformance check shares sit one folder up.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from helseid_client import client_token, write_key  # noqa: E402
 
 READ, WRITE, ADMIN = (f"nhn:adresseregisteret/{s}" for s in ("read", "write", "admin"))
 CLIENTS = {"member": [READ, WRITE], "intruder": [READ, WRITE], "operator": [READ, WRITE, ADMIN]}
@@ -45,11 +46,7 @@ def prepare(args):
     chosen = {"member": orgnrs[0], "intruder": orgnrs[1], "operator": orgnrs[2]}
     lines = []
     for client_id, scopes in CLIENTS.items():
-        key = ECKey.generate_key("P-256", parameters={"kid": client_id, "alg": "ES256"})
-        with open(os.path.join(args.keys, f"{client_id}.json"), "w") as f:
-            json.dump(key.as_dict(private=True), f)
-        with open(os.path.join(args.keys, f"{client_id}.public.json"), "w") as f:
-            json.dump({"keys": [key.as_dict(private=False)]}, f)
+        write_key(args.keys, client_id)
         lines.append(f"{client_id} {chosen[client_id]} {' '.join(scopes)}\n")
     with open(os.path.join(args.keys, "clients.txt"), "w") as f:
         f.writelines(lines)
@@ -57,19 +54,6 @@ def prepare(args):
 
 # ---------------------------------------------------------------------------------------------
 # check
-
-
-class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
-    """Authlib's private_key_jwt with a 60 s assertion (HelseID's limit) and the key's kid."""
-
-    def __init__(self, kid):
-        super().__init__(token_endpoint=None, alg="ES256")
-        self.kid = kid
-
-    def sign(self, auth, token_endpoint):
-        return private_key_jwt_sign(auth.client_secret, client_id=auth.client_id,
-                                    token_endpoint=token_endpoint, alg=self.alg,
-                                    header={"kid": self.kid}, expires_in=60)
 
 
 class Ctx:
@@ -84,14 +68,8 @@ class Ctx:
             for line in f:
                 client_id, orgnr, *scopes = line.split()
                 self.orgnr[client_id] = orgnr
-                with open(os.path.join(args.keys, f"{client_id}.json")) as k:
-                    key = ECKey.import_key(json.load(k))
-                session = OAuth2Session(client_id, key, token_endpoint_auth_method="private_key_jwt",
-                                        scope=" ".join(scopes), default_timeout=TIMEOUT)
-                session.register_client_auth_method(ShortLivedPrivateKeyJWT(client_id))
-                token = session.fetch_token(f"{args.base}/helseid/connect/token",
-                                            grant_type="client_credentials")
-                self.tokens[client_id] = token["access_token"]
+                self.tokens[client_id] = client_token(args.base, args.keys, client_id, client_id,
+                                                      " ".join(scopes))
         spec = requests.get(f"{self.api}/openapi.json", timeout=TIMEOUT)
         spec.raise_for_status()
         self.spec = spec.json()
