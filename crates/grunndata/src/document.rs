@@ -7,8 +7,11 @@ use helsenett_core::{NumberKind, Sex};
 use helsenett_store::records::{AddressProtection, PersonStatus};
 use serde::Serialize;
 
+use helsenett_helseid::RequiredScope;
+
 use crate::{
     municipalities::Municipalities,
+    persontjenesten::ReadWithLegalBasis,
     population::{Entry, State},
 };
 
@@ -30,7 +33,7 @@ impl Bundle {
     /// What the look-up log records as the legal basis: the scope NHN granted, or none.
     pub fn legal_basis(self) -> &'static str {
         match self {
-            Bundle::LegalBasis => "nhn:persontjenesten/ReadWithLegalBasis",
+            Bundle::LegalBasis => ReadWithLegalBasis::SCOPE,
             Bundle::NoLegalBasis => "none (public information)",
         }
     }

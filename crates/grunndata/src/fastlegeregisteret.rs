@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::GrunndataError,
-    lookup::{Asked, json_body, nin, stated_purpose},
+    lookup::Asked,
+    request::{hpr_number, json_body, nin, pairs, stated_purpose, values},
     state::{ApiState, Shared},
 };
 
@@ -159,10 +160,6 @@ const _: () = assert!(CHANGES_PER_YEAR == 2, "TOO_MANY_CHANGES says twice");
 
 const NOT_IN_REGISTER: &str = "no person in the population register has this number";
 
-fn known(state: &ApiState, nin: &Fodselsnummer) -> bool {
-    state.population.read(|p| p.get(nin).is_some())
-}
-
 async fn patient_gp(
     auth: Authorized<ReadFlr>,
     State(state): State<Shared>,
@@ -189,7 +186,7 @@ async fn patient_history(
     let asked = asked(&auth.0, &headers, ReadFlr::SCOPE, "flr-patient-gp-history")?;
     let request: PatientRequest = json_body(&body, PATIENT_SHAPE)?;
     let nin = nin("patientNin", &request.patient_nin)?;
-    let found = known(&state, &nin);
+    let found = state.knows(&nin);
     asked.log(&state.log, [(nin, found)]).await?;
     if !found {
         return Err(GrunndataError::NotFound(NOT_IN_REGISTER));
@@ -240,7 +237,7 @@ async fn confirm_gp(
             confirmed |= contract.gp == gp;
         }
     }
-    asked.log(&state.log, [(nin, known(&state, &nin))]).await?;
+    asked.log(&state.log, [(nin, state.knows(&nin))]).await?;
     Ok(Json(Confirmed { confirmed }))
 }
 
@@ -277,8 +274,7 @@ async fn change_gp(
     let nin = nin("patientNin", &request.patient_nin)?;
     may_change_for(&auth.0, nin)?;
     // Logged before the change: a change the log could not record is not made.
-    let known = state.population.read(|p| p.get(&nin).is_some());
-    asked.log(&state.log, [(nin, known)]).await?;
+    asked.log(&state.log, [(nin, state.knows(&nin))]).await?;
     let today = helsenett_core::time::today();
     let outcome = state
         .store
@@ -353,25 +349,18 @@ pub struct Page<T> {
 
 /// `page` (from 1) and `pageSize` (1 to [`PAGE_MAX`]) of a query string.
 fn paging(pairs: &[(String, String)]) -> Result<(i64, i64), GrunndataError> {
-    let number =
-        |key: &'static str, default: i64, max: i64| match pairs.iter().find(|(k, _)| k == key) {
-            None => Ok(default),
-            Some((_, v)) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| GrunndataError::invalid(key, format!("must be 1 to {max}"))),
-        };
+    let number = |key: &'static str, default: i64, max: i64| match values(pairs, key).next() {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| GrunndataError::invalid(key, format!("must be 1 to {max}"))),
+    };
     Ok((
         number("page", 1, i64::MAX / PAGE_MAX)?,
         number("pageSize", PAGE_DEFAULT, PAGE_MAX)?,
     ))
-}
-
-pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -394,7 +383,7 @@ async fn contract_patients(
 ) -> Result<Json<Page<PatientOnList>>, GrunndataError> {
     let asked = asked(&auth.0, &headers, ReadFlr::SCOPE, "flr-gp-patient-list")?;
     let id = list_id(&id)?;
-    let (page, size) = paging(&query_pairs(query.as_deref()))?;
+    let (page, size) = paging(&pairs(query.unwrap_or_default().as_bytes()))?;
     if state.store.gp_contract(id).await?.is_none() {
         return Err(GrunndataError::NotFound("no GP list has this id"));
     }
@@ -435,8 +424,7 @@ async fn gp(
     State(state): State<Shared>,
     Path(number): Path<String>,
 ) -> Result<Json<GpDocument>, GrunndataError> {
-    let gp = HprNummer::parse(number.trim())
-        .map_err(|e| GrunndataError::invalid("hprNumber", e.reason))?;
+    let gp = hpr_number("hprNumber", &number)?;
     let contracts = state.store.gp_contracts_of(gp).await?;
     let name = contracts
         .first()
@@ -457,14 +445,9 @@ async fn contracts(
     State(state): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page<ContractDocument>>, GrunndataError> {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = pairs(query.unwrap_or_default().as_bytes());
     let (page, size) = paging(&pairs)?;
-    let value = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |key| values(&pairs, key).next();
     let municipality = value("municipality").ok_or_else(|| {
         GrunndataError::invalid(
             "municipality",

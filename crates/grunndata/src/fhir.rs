@@ -13,23 +13,24 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use helsenett_core::{Fodselsnummer, HprNummer, NumberKind, Organisasjonsnummer, Problem};
+use helsenett_core::{Fodselsnummer, NumberKind, Organisasjonsnummer, Problem};
 use helsenett_helseid::{Authorized, RequiredScope};
 use helsenett_store::{
     gp::GpContract,
     hpr::{AUTHORISATION_SYSTEM, HprEntry, PROFESSION_SYSTEM, SPECIALITY_SYSTEM},
-    records::{Organisation, PersonId, PersonStatus, sex_code},
+    records::{Organisation, PersonStatus, sex_code},
 };
 use serde_json::{Value, json};
 
 use crate::{
     document::Bundle,
     error::GrunndataError,
-    fastlegeregisteret::{ReadFlr, list_id, query_pairs},
+    fastlegeregisteret::{ReadFlr, list_id},
     hpr::ReadHpr,
-    lookup::{Asked, stated_purpose},
+    lookup::Asked,
     persontjenesten::ReadNoLegalBasis,
     population::Entry,
+    request::{hpr_number, nin, pairs, person_id, stated_purpose},
     state::Shared,
 };
 
@@ -211,27 +212,25 @@ fn patient_resource(person: &Entry, gp_list: Option<i64>) -> Value {
     patient
 }
 
-/// The person's Patient resource, logged as a look-up of the public bundle; with the GP only
-/// for a caller who may read Fastlegeregisteret, logged as a look-up there too.
+/// The Patient resource of the person asked for (`None` when the register lacks them), logged
+/// as a look-up of the public bundle; with the GP only for a caller who may read
+/// Fastlegeregisteret, logged as a look-up there too.
 async fn patient_of(
     state: &Shared,
     auth: &Authorized<ReadNoLegalBasis>,
     headers: &HeaderMap,
-    found: Option<Fodselsnummer>,
-    asked_for: Option<Fodselsnummer>,
+    nin: Fodselsnummer,
     operation: &'static str,
 ) -> Result<Option<Value>, GrunndataError> {
     let purpose = stated_purpose(headers, false)?;
-    let with_gp = auth.0.has_scope(ReadFlr::SCOPE);
-    let gp_list = match found {
-        Some(nin) if with_gp => state.store.gp_current(nin).await?.map(|(_, list)| list.id),
-        _ => None,
+    let gp_list = if auth.0.has_scope(ReadFlr::SCOPE) && state.knows(&nin) {
+        state.store.gp_current(nin).await?.map(|(_, list)| list.id)
+    } else {
+        None
     };
-    let resource = found.and_then(|nin| {
-        state
-            .population
-            .read(|p| p.get(&nin).map(|person| patient_resource(&person, gp_list)))
-    });
+    let resource = state
+        .population
+        .read(|p| p.get(&nin).map(|person| patient_resource(&person, gp_list)));
     let bundle = Bundle::NoLegalBasis;
     let asked = Asked {
         principal: &auth.0,
@@ -240,20 +239,15 @@ async fn patient_of(
         purpose,
         operation,
     };
-    let logged = found
-        .map(|nin| (nin, resource.is_some()))
-        .or(asked_for.map(|nin| (nin, false)));
-    asked.log(&state.log, logged).await?;
-    let gp_shown = resource
+    asked.log(&state.log, [(nin, resource.is_some())]).await?;
+    if resource
         .as_ref()
-        .is_some_and(|r| r.get("generalPractitioner").is_some());
-    if let (Some(nin), true) = (found, gp_shown) {
+        .is_some_and(|r| r.get("generalPractitioner").is_some())
+    {
         let asked = Asked {
-            principal: &auth.0,
             bundle: "fastlegeregisteret",
             legal_basis: ReadFlr::SCOPE,
-            purpose,
-            operation,
+            ..asked
         };
         asked.log(&state.log, [(nin, true)]).await?;
     }
@@ -266,11 +260,11 @@ async fn patient(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Resource, GrunndataError> {
-    let id = PersonId::parse(&id).ok_or_else(|| {
-        GrunndataError::invalid("id", "is not a person id (32 hexadecimal digits)")
-    })?;
-    let nin = state.population.read(|p| p.by_id(id).map(|e| e.nin));
-    patient_of(&state, &auth, &headers, nin, None, "fhir-patient-read")
+    let id = person_id("id", &id)?;
+    let Some(nin) = state.population.read(|p| p.by_id(id).map(|e| e.nin)) else {
+        return Err(GrunndataError::NotFound("no Patient has this id"));
+    };
+    patient_of(&state, &auth, &headers, nin, "fhir-patient-read")
         .await?
         .map(Resource)
         .ok_or(GrunndataError::NotFound("no Patient has this id"))
@@ -283,7 +277,7 @@ async fn search_patient(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Resource, GrunndataError> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let pairs = pairs(&body);
     let [(key, token)] = pairs.as_slice() else {
         return Err(GrunndataError::invalid(
             "identifier",
@@ -297,24 +291,14 @@ async fn search_patient(
             format!("must be {FNR}|<fødselsnummer> or {DNR}|<D-nummer>"),
         ));
     }
-    let nin = crate::lookup::nin("identifier", value)?;
+    let nin = nin("identifier", value)?;
     if (nin.kind() == NumberKind::DNummer) != (system == DNR) {
         return Err(GrunndataError::invalid(
             "identifier",
             "the number's kind does not match the system",
         ));
     }
-    let known = state.population.read(|p| p.get(&nin).is_some());
-    let found = known.then_some(nin);
-    let resource = patient_of(
-        &state,
-        &auth,
-        &headers,
-        found,
-        Some(nin),
-        "fhir-patient-search",
-    )
-    .await?;
+    let resource = patient_of(&state, &auth, &headers, nin, "fhir-patient-search").await?;
     Ok(searchset(resource.into_iter().collect()))
 }
 
@@ -356,10 +340,6 @@ fn practitioner_resource(entry: &HprEntry) -> Value {
     })
 }
 
-fn hpr_number(id: &str) -> Result<HprNummer, GrunndataError> {
-    HprNummer::parse(id.trim()).map_err(|e| GrunndataError::invalid("id", e.reason))
-}
-
 /// A professional, logged as a look-up of the person behind the number (as the HPR API is).
 async fn practitioner(
     auth: Authorized<ReadHpr>,
@@ -368,14 +348,13 @@ async fn practitioner(
     Path(id): Path<String>,
 ) -> Result<Resource, GrunndataError> {
     let purpose = stated_purpose(&headers, false)?;
-    let entry =
-        state
-            .store
-            .hpr_by_number(hpr_number(&id)?)
-            .await?
-            .ok_or(GrunndataError::NotFound(
-                "no Practitioner has this HPR number",
-            ))?;
+    let entry = state
+        .store
+        .hpr_by_number(hpr_number("id", &id)?)
+        .await?
+        .ok_or(GrunndataError::NotFound(
+            "no Practitioner has this HPR number",
+        ))?;
     let asked = Asked {
         principal: &auth.0,
         bundle: "hpr",
@@ -423,7 +402,7 @@ async fn search_roles(
     State(state): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Result<Resource, GrunndataError> {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = pairs(query.unwrap_or_default().as_bytes());
     let [(key, value)] = pairs.as_slice() else {
         return Err(GrunndataError::invalid(
             "practitioner",
@@ -436,7 +415,7 @@ async fn search_roles(
             "is the one search parameter supported",
         ));
     }
-    let gp = hpr_number(value.strip_prefix("Practitioner/").unwrap_or(value))?;
+    let gp = hpr_number("id", value.strip_prefix("Practitioner/").unwrap_or(value))?;
     let lists = state.store.gp_contracts_of(gp).await?;
     Ok(searchset(lists.iter().map(role_resource).collect()))
 }

@@ -12,7 +12,6 @@ use axum::{
     routing::{get, post},
 };
 use chrono::NaiveDate;
-use helsenett_core::HprNummer;
 use helsenett_helseid::{Authorized, RequiredScope};
 use helsenett_store::hpr::{
     AUTHORISATION_SYSTEM, ApprovalStatus, HprEntry, PROFESSION_SYSTEM, SPECIALITY_SYSTEM,
@@ -21,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::GrunndataError,
-    lookup::{Asked, json_body, nin, stated_purpose},
+    lookup::Asked,
+    request::{hpr_number, json_body, nin, stated_purpose},
     state::Shared,
 };
 
@@ -169,8 +169,7 @@ async fn by_number(
     Path(number): Path<String>,
 ) -> Result<Json<PersonnelDocument>, GrunndataError> {
     let asked = asked(&auth, &headers, "hpr-get-by-hpr")?;
-    let number = HprNummer::parse(number.trim())
-        .map_err(|e| GrunndataError::invalid("hprNumber", e.reason))?;
+    let number = hpr_number("hprNumber", &number)?;
     let entry = state
         .store
         .hpr_by_number(number)

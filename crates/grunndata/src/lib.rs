@@ -13,6 +13,7 @@ mod lookup;
 mod municipalities;
 mod persontjenesten;
 mod population;
+mod request;
 mod search;
 mod state;
 

@@ -3,7 +3,6 @@
 //! queued before the answer leaves and committed within milliseconds (see
 //! [`helsenett_store::Appender`]); while the log cannot be written, no data is returned.
 
-use axum::http::HeaderMap;
 use helsenett_core::Fodselsnummer;
 use helsenett_helseid::Principal;
 use helsenett_store::{Appender, records::PersonLookup};
@@ -21,50 +20,6 @@ pub const PURPOSES: [&str; 6] = [
 ];
 /// Recorded when a caller who need not state a purpose states none.
 pub const NOT_STATED: &str = "not-stated";
-
-/// The purpose the caller states in `nhn-purpose`, one of [`PURPOSES`]; [`NOT_STATED`] when
-/// absent and not `required`.
-pub fn stated_purpose(headers: &HeaderMap, required: bool) -> Result<&'static str, GrunndataError> {
-    let stated = headers
-        .get("nhn-purpose")
-        .map(|v| v.to_str().map(str::trim));
-    match stated {
-        Some(Ok(value)) => PURPOSES
-            .iter()
-            .copied()
-            .find(|p| *p == value)
-            .ok_or_else(|| {
-                GrunndataError::invalid(
-                    "nhn-purpose",
-                    format!("must be one of {}", PURPOSES.join(", ")),
-                )
-            }),
-        Some(Err(_)) => Err(GrunndataError::invalid("nhn-purpose", "is not text")),
-        None if required => Err(GrunndataError::invalid(
-            "nhn-purpose",
-            format!(
-                "the header is required with legal basis: one of {}",
-                PURPOSES.join(", ")
-            ),
-        )),
-        None => Ok(NOT_STATED),
-    }
-}
-
-/// A fødselsnummer or D-nummer from the request; the error names the rule, never the number.
-pub fn nin(field: &str, value: &str) -> Result<Fodselsnummer, GrunndataError> {
-    Fodselsnummer::parse(value.trim()).map_err(|e| GrunndataError::invalid(field, e.reason))
-}
-
-/// A JSON request body of the shape `shape` describes. The error says what is expected rather
-/// than quoting the parser, whose message may quote the value sent.
-pub fn json_body<T: for<'de> serde::Deserialize<'de>>(
-    body: &[u8],
-    shape: &str,
-) -> Result<T, GrunndataError> {
-    helsenett_core::json::from_body(body)
-        .map_err(|_| GrunndataError::invalid("body", format!("must be a JSON object {shape}")))
-}
 
 /// What the log records about the request, beside each person.
 pub struct Asked<'a> {

@@ -22,7 +22,8 @@ use crate::{
     document::{Bundle, Historic, HistoricValue, Parts, PartsError, PersonDocument, View},
     error::GrunndataError,
     feed,
-    lookup::{Asked, nin, stated_purpose},
+    lookup::Asked,
+    request::{flag, nin, one, pairs, person_id, stated_purpose, values},
     search::Criteria,
     state::{ApiState, Shared},
 };
@@ -87,38 +88,6 @@ fn bundle_routes<S: BundleScope>() -> Router<Shared> {
         .route("/search/person", post(search::<S>))
         .route("/event/latest", get(latest_event::<S>))
         .route("/event", get(events::<S>))
-}
-
-/// `key=value` pairs of a query string or form body, decoded.
-fn pairs(raw: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw).into_owned().collect()
-}
-
-fn values<'a>(pairs: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a str> {
-    pairs
-        .iter()
-        .filter(move |(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-fn one<'a>(
-    pairs: &'a [(String, String)],
-    key: &'static str,
-) -> Result<Option<&'a str>, GrunndataError> {
-    let mut found = values(pairs, key);
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(GrunndataError::invalid(key, "may be given once"));
-    }
-    Ok(first)
-}
-
-fn flag(pairs: &[(String, String)], key: &'static str) -> Result<bool, GrunndataError> {
-    match one(pairs, key)? {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(GrunndataError::invalid(key, "must be true or false")),
-    }
 }
 
 /// The `api-version` header, which the contract requires.
@@ -306,11 +275,6 @@ async fn bulk_by_nin<S: BundleScope>(
     look_up(&state, &auth.0, S::BUNDLE, &request, "bulk-by-nin", &nins)
         .await
         .map(Json)
-}
-
-fn person_id(field: &str, value: &str) -> Result<PersonId, GrunndataError> {
-    PersonId::parse(value)
-        .ok_or_else(|| GrunndataError::invalid(field, "is not a person id (32 hexadecimal digits)"))
 }
 
 /// The numbers of the persons with these ids, in order; unknown ids are skipped.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use helsenett_core::Fodselsnummer;
 use helsenett_helseid::Guard;
 use helsenett_store::{Appender, Store, records::PersonLookup};
 
@@ -15,6 +16,13 @@ pub struct ApiState {
     pub population: Arc<Population>,
     pub municipalities: Arc<Municipalities>,
     pub log: Appender<PersonLookup>,
+}
+
+impl ApiState {
+    /// Whether the population register has this person.
+    pub fn knows(&self, nin: &Fodselsnummer) -> bool {
+        self.population.read(|p| p.get(nin).is_some())
+    }
 }
 
 /// The state handlers get: a request clones one pointer rather than every handle the API holds.
