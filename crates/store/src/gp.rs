@@ -88,27 +88,46 @@ pub enum GpChange {
     TooManyChanges,
 }
 
-type ContractRow = (i64, i64, String, String, String, String, i64, i64);
+#[derive(sqlx::FromRow)]
+struct ContractRow {
+    id: i64,
+    gp_hpr: i64,
+    gp_name: String,
+    office_orgnr: String,
+    office_name: String,
+    municipality: String,
+    capacity: i64,
+    patients: i64,
+}
 
-const CONTRACT_COLUMNS: &str = "l.id, l.gp_hpr, h.given_name || ' ' || h.family_name, \
-     l.office_orgnr, o.name, l.municipality, l.capacity, \
-     (SELECT COUNT(*) FROM gp_list_member m WHERE m.list_id = l.id)";
+const CONTRACT_COLUMNS: &str = "l.id, l.gp_hpr, h.given_name || ' ' || h.family_name AS gp_name, \
+     l.office_orgnr, o.name AS office_name, l.municipality, l.capacity, \
+     (SELECT COUNT(*) FROM gp_list_member m WHERE m.list_id = l.id) AS patients";
 const CONTRACT_JOINS: &str = "JOIN health_personnel h ON h.hpr = l.gp_hpr \
      JOIN organisation o ON o.orgnr = l.office_orgnr";
 
-type PlacedRow = (String, i64, i64, String, String, String, String, i64, i64);
+/// A list with the day the person's place on it began.
+#[derive(sqlx::FromRow)]
+struct PlacedRow {
+    since: String,
+    #[sqlx(flatten)]
+    list: ContractRow,
+}
 
 fn contract(row: ContractRow) -> Result<GpContract, StoreError> {
-    let (id, gp, gp_name, office, office_name, municipality, capacity, patients) = row;
     Ok(GpContract {
-        id,
-        gp: stored_number("gp_list.gp_hpr", gp, HprNummer::new)?,
-        gp_name,
-        office: stored("gp_list.office_orgnr", &office, Organisasjonsnummer::parse)?,
-        office_name,
-        municipality,
-        capacity,
-        patients,
+        id: row.id,
+        gp: stored_number("gp_list.gp_hpr", row.gp_hpr, HprNummer::new)?,
+        gp_name: row.gp_name,
+        office: stored(
+            "gp_list.office_orgnr",
+            &row.office_orgnr,
+            Organisasjonsnummer::parse,
+        )?,
+        office_name: row.office_name,
+        municipality: row.municipality,
+        capacity: row.capacity,
+        patients: row.patients,
     })
 }
 
@@ -153,21 +172,12 @@ impl Store {
             .bind(nin.to_string())
             .fetch_optional(pool)
             .await)?;
-        row.map(
-            |(since, id, gp, gp_name, office, office_name, municipality, capacity, patients)| {
-                let list = contract((
-                    id,
-                    gp,
-                    gp_name,
-                    office,
-                    office_name,
-                    municipality,
-                    capacity,
-                    patients,
-                ))?;
-                Ok((date("gp_list_member.since", &since)?, list))
-            },
-        )
+        row.map(|row| {
+            Ok((
+                date("gp_list_member.since", &row.since)?,
+                contract(row.list)?,
+            ))
+        })
         .transpose()
     }
 

@@ -180,14 +180,14 @@ impl HprEntry {
 }
 
 type PersonnelRow = (i64, String, String, String, String);
+const PERSONNEL: &str =
+    "SELECT hpr, nin, profession, given_name, family_name FROM health_personnel";
 type PeriodRow = (String, String, String, Option<String>);
 
 impl Store {
     pub async fn hpr_by_number(&self, hpr: HprNummer) -> Result<Option<HprEntry>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, PersonnelRow>(
-            "SELECT hpr, nin, profession, given_name, family_name FROM health_personnel
-             WHERE hpr = $1",
-        )
+        let sql = format!("{PERSONNEL} WHERE hpr = $1");
+        let row = with_pool!(self, pool => sqlx::query_as::<_, PersonnelRow>(&sql)
         .bind(i64::from(hpr.get()))
         .fetch_optional(pool)
         .await)?;
@@ -196,10 +196,8 @@ impl Store {
 
     /// The professional with this number; a person has at most one HPR number.
     pub async fn hpr_by_nin(&self, nin: Fodselsnummer) -> Result<Option<HprEntry>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, PersonnelRow>(
-            "SELECT hpr, nin, profession, given_name, family_name FROM health_personnel
-             WHERE nin = $1 ORDER BY hpr LIMIT 1",
-        )
+        let sql = format!("{PERSONNEL} WHERE nin = $1 ORDER BY hpr LIMIT 1");
+        let row = with_pool!(self, pool => sqlx::query_as::<_, PersonnelRow>(&sql)
         .bind(nin.to_string())
         .fetch_optional(pool)
         .await)?;
