@@ -4,6 +4,7 @@
 //! Nothing here does I/O except [`config::Config::load`], which reads one file.
 
 pub mod config;
+pub mod fhir;
 pub mod id;
 pub mod json;
 pub mod problem;

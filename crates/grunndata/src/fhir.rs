@@ -6,14 +6,17 @@
 
 use axum::{
     Router,
-    body::{Bytes, to_bytes},
+    body::Bytes,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::HeaderMap,
     middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use helsenett_core::{Fodselsnummer, NumberKind, Organisasjonsnummer, Problem};
+use helsenett_core::{
+    Fodselsnummer, NumberKind, Organisasjonsnummer, Problem,
+    fhir::{self, DNR, ENH, FNR, HPR, Resource, person_system},
+};
 use helsenett_helseid::{Authorized, RequiredScope};
 use helsenett_store::{
     gp::GpContract,
@@ -34,11 +37,6 @@ use crate::{
     state::Shared,
 };
 
-const CONTENT_TYPE: &str = "application/fhir+json";
-const FNR: &str = "urn:oid:2.16.578.1.12.4.1.4.1";
-const DNR: &str = "urn:oid:2.16.578.1.12.4.1.4.2";
-const HPR: &str = "urn:oid:2.16.578.1.12.4.1.4.4";
-const ENH: &str = "urn:oid:2.16.578.1.12.4.1.4.101";
 const PROFILES: &str = "http://hl7.no/fhir/StructureDefinition";
 
 /// Organisations are the address register's to show.
@@ -59,7 +57,7 @@ pub fn router() -> Router<Shared> {
         .route("/Organization/{id}", get(organization))
         .fallback(unknown)
         .method_not_allowed_fallback(read_only)
-        .layer(middleware::map_response(as_operation_outcome))
+        .layer(middleware::map_response(fhir::as_operation_outcome))
 }
 
 async fn unknown() -> GrunndataError {
@@ -70,55 +68,6 @@ async fn read_only() -> Response {
     let problem = Problem::new(405, "method-not-allowed", "Method not allowed")
         .with_detail("these views are read-only: GET, and POST for Patient/_search");
     problem.into_response()
-}
-
-/// A FHIR resource as the response body.
-struct Resource(Value);
-
-impl IntoResponse for Resource {
-    fn into_response(self) -> Response {
-        let mut response = self.0.to_string().into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        response
-    }
-}
-
-/// Turns every refusal (the guard's, the registers', axum's own) into an OperationOutcome with
-/// the same status and headers, so a FHIR client always gets FHIR.
-async fn as_operation_outcome(response: Response) -> Response {
-    let status = response.status();
-    let is_fhir = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_fhir {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = to_bytes(body, 1 << 16).await.unwrap_or_default();
-    let diagnostics = serde_json::from_slice::<Problem>(&bytes)
-        .map(|p| p.detail.unwrap_or(p.title))
-        .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_owned());
-    let code = match status {
-        StatusCode::BAD_REQUEST => "invalid",
-        StatusCode::UNAUTHORIZED => "login",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not-found",
-        StatusCode::METHOD_NOT_ALLOWED => "not-supported",
-        StatusCode::SERVICE_UNAVAILABLE => "transient",
-        _ => "exception",
-    };
-    let outcome = json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
-    });
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    Response::from_parts(parts, outcome.to_string().into())
 }
 
 fn meta(profile: &str) -> Value {
@@ -176,10 +125,7 @@ fn searchset(resources: Vec<Value>) -> Resource {
 
 /// A person as the public bundle shows them: no address under any address protection.
 fn patient_resource(person: &Entry, gp_list: Option<i64>) -> Value {
-    let system = match person.nin.kind() {
-        NumberKind::Fodselsnummer => FNR,
-        NumberKind::DNummer => DNR,
-    };
+    let system = person_system(&person.nin);
     let mut patient = json!({
         "resourceType": "Patient",
         "id": person.id.to_string(),

@@ -52,7 +52,11 @@ pub const FASTLEGEREGISTERET: Api = Api {
 pub const KJERNEJOURNAL: Api = Api {
     audience: "nhn:kjernejournal",
     name: "Kjernejournal (summary care record)",
-    scopes: &["nhn:kjernejournal/api"],
+    scopes: &[
+        "nhn:kjernejournal/api",
+        "nhn:kjernejournal/ingest",
+        "nhn:kjernejournal/operator",
+    ],
 };
 pub const ERESEPT: Api = Api {
     audience: "nhn:eresept",
@@ -77,12 +81,16 @@ pub const APIS: &[&Api] = &[
     &PROVESVAR,
 ];
 
-/// Scopes no member organisation gets by default: operating the network, and moving a citizen
-/// to another GP (the citizen portal's and the register's own case handling).
+/// Scopes no member organisation gets by default: operating the network, moving a citizen to
+/// another GP (the citizen portal's and the register's own case handling), reporting into
+/// Kjernejournal (the national sources: prescriptions, patient administration, vaccinations,
+/// document sharing) and watching its snooping alerts.
 pub const RESTRICTED_SCOPES: &[&str] = &[
     "nhn:adresseregisteret/admin",
     "nhn:meldingsteller/read",
     "nhn:fastlegeregisteret/write",
+    "nhn:kjernejournal/ingest",
+    "nhn:kjernejournal/operator",
 ];
 
 /// The scopes every member organisation's system client gets.

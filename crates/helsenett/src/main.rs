@@ -1,6 +1,7 @@
 //! `helsenett`: the national health network in one binary. This crate only wires the others:
 //! it parses the command line and configuration, opens the store, and starts the services.
 
+mod audit;
 mod demo;
 mod helseid;
 mod msg;
@@ -71,6 +72,9 @@ enum Command {
     Msg(msg::Command),
     /// Check MsgHead, AppRec and Dialogmelding documents against the official schemas.
     Validate(validate::Args),
+    /// Kjernejournal's audit: verify the hash chain.
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 impl StoreArgs {
@@ -125,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Register(command) => register::run(command, config).await,
             Command::Msg(command) => msg::run(command, config).await,
             Command::Validate(args) => validate::run(args),
+            Command::Audit(command) => audit::run(command, config).await,
         }
     })
 }

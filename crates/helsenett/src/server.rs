@@ -21,6 +21,7 @@ use helsenett_core::{Problem, config::Config};
 use helsenett_exchange::{Exchange, Settings as ExchangeSettings};
 use helsenett_grunndata::Grunndata;
 use helsenett_helseid::HelseId;
+use helsenett_kjernejournal::Kjernejournal;
 use helsenett_register::Register;
 use helsenett_store::{Store, StoreTarget};
 use serde_json::json;
@@ -116,6 +117,7 @@ pub struct Services {
     pub register: Register,
     pub exchange: Exchange,
     pub grunndata: Grunndata,
+    pub kjernejournal: Kjernejournal,
 }
 
 impl Services {
@@ -142,11 +144,13 @@ impl Services {
             seconds = started.elapsed().as_secs_f64(),
             "population register loaded"
         );
+        let kjernejournal = Kjernejournal::start(store.clone(), helseid.guard());
         Ok(Services {
             helseid,
             register,
             exchange,
             grunndata,
+            kjernejournal,
         })
     }
 }
@@ -157,6 +161,7 @@ pub fn router(store: Store, services: &Services, config: &Config) -> Router {
         register,
         exchange,
         grunndata,
+        kjernejournal,
     } = services;
     Router::new()
         .route("/health", get(health))
@@ -166,6 +171,7 @@ pub fn router(store: Store, services: &Services, config: &Config) -> Router {
         .merge(register.router(helseid.guard(), helseid.issuer()))
         .merge(exchange.router(helseid.guard(), helseid.issuer()))
         .merge(grunndata.router())
+        .merge(kjernejournal.router())
         .fallback(not_found)
         // Innermost first: limits answer bare status codes, which the problem layer dresses,
         // and the metrics layer sees the final status.

@@ -12,6 +12,7 @@ mod append;
 mod error;
 pub mod gp;
 pub mod hpr;
+pub mod kjernejournal;
 mod open;
 pub mod records;
 mod write;

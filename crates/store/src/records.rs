@@ -14,7 +14,7 @@ use crate::{Record, Store, StoreError, Value, with_pool};
 macro_rules! codes {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal,)+ }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name { $($(#[$vdoc])* #[serde(rename = $code)] $variant,)+ }
 
         impl $name {
@@ -24,10 +24,10 @@ macro_rules! codes {
                 match self { $($name::$variant => $code,)+ }
             }
 
-            pub fn parse(code: &str) -> Result<Self, StoreError> {
+            pub fn parse(code: &str) -> Result<Self, $crate::StoreError> {
                 match code {
                     $($code => Ok($name::$variant),)+
-                    other => Err(StoreError::Corrupt(format!("unknown {} {other:?}", stringify!($name)))),
+                    other => Err($crate::StoreError::Corrupt(format!("unknown {} {other:?}", stringify!($name)))),
                 }
             }
         }
