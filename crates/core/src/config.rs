@@ -32,6 +32,31 @@ pub struct Config {
     pub public_url: Option<String>,
     pub helseid: HelseIdConfig,
     pub exchange: ExchangeConfig,
+    pub kjernejournal: KjernejournalConfig,
+}
+
+/// The `[kjernejournal]` table: the snooping rules.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KjernejournalConfig {
+    /// How often each node runs the snooping rules over new audit records.
+    pub detect_seconds: u64,
+    /// Different patients one person may look up in an hour before an alert is raised.
+    pub patients_per_hour: u32,
+    /// Time after an emergency access within which a treatment relation must follow (an
+    /// episode at the organisation, or the patient on the user's list), or an alert is raised.
+    pub emergency_follow_up_hours: u32,
+}
+
+impl Default for KjernejournalConfig {
+    fn default() -> Self {
+        Self {
+            detect_seconds: 5,
+            // An emergency department doctor on a long shift sees a few dozen patients.
+            patients_per_hour: 40,
+            emergency_follow_up_hours: 24,
+        }
+    }
 }
 
 /// The `[exchange]` table: the message exchange's delivery guarantee.
@@ -114,6 +139,7 @@ impl Default for Config {
             public_url: None,
             helseid: HelseIdConfig::default(),
             exchange: ExchangeConfig::default(),
+            kjernejournal: KjernejournalConfig::default(),
         }
     }
 }

@@ -144,7 +144,8 @@ impl Services {
             seconds = started.elapsed().as_secs_f64(),
             "population register loaded"
         );
-        let kjernejournal = Kjernejournal::start(store.clone(), helseid.guard());
+        let kjernejournal =
+            Kjernejournal::start(store.clone(), helseid.guard(), &config.kjernejournal);
         Ok(Services {
             helseid,
             register,

@@ -43,6 +43,13 @@ impl RequiredScope for Ingest {
     const SCOPE: &'static str = "nhn:kjernejournal/ingest";
 }
 
+/// Operators: the snooping alerts.
+pub struct Operate;
+impl RequiredScope for Operate {
+    const AUDIENCE: &'static str = "nhn:kjernejournal";
+    const SCOPE: &'static str = "nhn:kjernejournal/operator";
+}
+
 /// Longest stated reason.
 pub const MAX_REASON: usize = 500;
 
@@ -363,4 +370,28 @@ pub async fn ingest(
 /// The API's JSON for things that are not FHIR resources (the access log, alerts).
 pub fn plain<T: serde::Serialize>(value: T) -> Response {
     Json(value).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertPage {
+    /// Alerts after this id (the last one seen).
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+/// GET /alerts?after=&limit=: snooping alerts, oldest first, for the operator.
+pub async fn alerts(
+    State(state): State<Shared>,
+    _operator: Authorized<Operate>,
+    axum::extract::Query(page): axum::extract::Query<AlertPage>,
+) -> Result<Response, KjError> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(KjError::field("limit", "must be 1 to 1000"));
+    }
+    Ok(plain(
+        crate::detect::alerts(&state.store, page.after, limit).await?,
+    ))
 }

@@ -9,6 +9,7 @@ mod access;
 mod api;
 mod audit;
 mod citizen;
+mod detect;
 mod error;
 mod ledger;
 mod record;
@@ -22,13 +23,14 @@ use axum::{
     middleware,
     routing::{delete, get, post, put},
 };
-use helsenett_core::fhir;
+use helsenett_core::{config::KjernejournalConfig, fhir};
 use helsenett_helseid::Guard;
 use helsenett_store::Store;
 
 pub use access::{Access, Caller, Ctx, Refusal, SECURITY_LEVEL};
 pub use audit::{Broken, Columns, GENESIS, Verified, columns, link, verify};
 pub use citizen::{AccessLog, Accessed, log as access_log};
+pub use detect::{Alert, Rules};
 pub use error::KjError;
 pub use validate::{CRITICAL_TYPE, MAX_DOCUMENT_BYTES};
 
@@ -59,19 +61,33 @@ impl axum::extract::FromRef<Shared> for Guard {
 #[derive(Clone)]
 pub struct Kjernejournal {
     state: Shared,
+    rules: Rules,
 }
 
 impl Kjernejournal {
-    /// Starts the ledger task.
-    pub fn start(store: Store, guard: Guard) -> Kjernejournal {
+    /// Starts the ledger task and the snooping rules.
+    pub fn start(store: Store, guard: Guard, config: &KjernejournalConfig) -> Kjernejournal {
         let ledger = ledger::Ledger::start(store.clone());
+        let rules = Rules::from(config);
+        detect::start(
+            store.clone(),
+            rules,
+            std::time::Duration::from_secs(config.detect_seconds.max(1)),
+        );
         Kjernejournal {
             state: Shared(Arc::new(ApiState {
                 store,
                 guard,
                 ledger,
             })),
+            rules,
         }
+    }
+
+    /// Runs the snooping rules now, as of `now` (milliseconds): tests, and an operator who
+    /// will not wait. Returns the alerts raised.
+    pub async fn detect(&self, now: i64) -> Result<usize, helsenett_store::StoreError> {
+        detect::run(&self.state.store, self.rules, now).await
     }
 
     /// `/kjernejournal/api/v1`.
@@ -97,6 +113,7 @@ impl Kjernejournal {
                 get(citizen::privacy).put(citizen::set_privacy),
             )
             .route("/citizen/access-log", get(citizen::access_log))
+            .route("/alerts", get(api::alerts))
             .layer(middleware::map_response(fhir::as_operation_outcome));
         Router::new()
             .nest("/kjernejournal/api/v1", v1)

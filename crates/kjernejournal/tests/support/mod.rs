@@ -49,7 +49,11 @@ pub async fn node(store: &Store, persons: u32) -> Node {
         admin_token: None,
     };
     let helseid = HelseId::start(store.clone(), settings).await.unwrap();
-    let kjernejournal = Kjernejournal::start(store.clone(), helseid.guard());
+    let kjernejournal = Kjernejournal::start(
+        store.clone(),
+        helseid.guard(),
+        &helsenett_core::config::KjernejournalConfig::default(),
+    );
     let app = helseid.router().merge(kjernejournal.router());
     Node {
         store: store.clone(),
