@@ -70,6 +70,7 @@ async fn guide(store: &Store, config: &Config) -> anyhow::Result<String> {
          Message exchange: {{base}}/msh/openapi.json (NHN's MSH API v2), validator: POST {{base}}/validate\n\
          Population register: {{base}}/persontjenesten/api/no-legal-basis/person/get-by-nin (NHN's Persontjenesten API v2; calls need a token)\n\
          Health personnel: {{base}}/hpr/api/v1/personnel/{{hprNumber}}; GP lists: {{base}}/fastlegeregisteret/api/v1/contracts?municipality=0301 (calls need a token)\n\
+         Summary care record: POST {{base}}/kjernejournal/api/v1/record, the citizen's access log: {{base}}/kjernejournal/api/v1/citizen/access-log (a signed-in person's token)\n\
          Clients:  {}/helseid-clients.jsonl (a system client per organisation, private keys included)\n\n\
          Everyone and everything here is synthetic: fødselsnummer have month + 80, organisasjonsnummer\n\
          begin with 3, HER-ids begin with 8 and HPR-numbers with 9.\n\n\
