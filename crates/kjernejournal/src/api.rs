@@ -206,6 +206,65 @@ pub async fn document_response(state: &Shared, request: Request) -> Result<Respo
     Ok(response)
 }
 
+/// The headers that carry a read's reason and emergency flag where there is no body.
+pub const REASON_HEADER: &str = "nhn-reason";
+pub const EMERGENCY_HEADER: &str = "nhn-emergency";
+
+/// GET /Binary/{id}: a document's content, where its DocumentReference's `attachment.url`
+/// points. The patient is the document's; the reason is in `nhn-reason` (percent-encoded UTF-8
+/// allowed), an emergency is `nhn-emergency: true`. A citizen's token reads their own documents.
+pub async fn binary(
+    State(state): State<Shared>,
+    auth: Authorized<UseRecord>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, KjError> {
+    let principal = auth.0;
+    let text = |name: &'static str| -> Result<Option<String>, KjError> {
+        headers
+            .get(name)
+            .map(|v| {
+                let raw = v
+                    .to_str()
+                    .map_err(|_| KjError::field(name, "is not text"))?;
+                url::form_urlencoded::parse(format!("v={raw}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .ok_or_else(|| KjError::field(name, "is not text"))
+            })
+            .transpose()
+    };
+    let emergency = match text(EMERGENCY_HEADER)?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(KjError::field(EMERGENCY_HEADER, "must be true or false")),
+    };
+    let ctx = ctx_of(&principal);
+    let stated = match (&ctx.caller, text(REASON_HEADER)?) {
+        (Caller::Citizen { .. }, given) => given.as_deref().map(reason).transpose()?,
+        (_, Some(given)) => Some(reason(&given)?),
+        (_, None) => {
+            return Err(KjError::field(
+                REASON_HEADER,
+                "is required: why you need the document",
+            ));
+        }
+    };
+    let Some(patient) = crate::ledger::document_owner(&state.store, &id).await? else {
+        return Err(KjError::NotFound(
+            "the record has no such document, or none you may see",
+        ));
+    };
+    let request = Request {
+        ctx: ctx.into(),
+        patient,
+        reason: stated,
+        emergency,
+        op: Op::ReadDocument(id),
+    };
+    document_response(&state, request).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CriticalBody {

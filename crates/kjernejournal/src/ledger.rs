@@ -503,6 +503,21 @@ async fn document(
     }))
 }
 
+/// Whose record a document is in: what a read by document id is decided and audited against.
+pub async fn document_owner(store: &Store, id: &str) -> Result<Option<Fodselsnummer>, StoreError> {
+    let nin = helsenett_store::with_pool!(store, pool => sqlx::query_scalar::<_, String>(
+        "SELECT e.nin FROM kj_entry e JOIN kj_document d ON d.entry_id = e.id WHERE e.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await)?;
+    nin.map(|n| {
+        n.parse()
+            .map_err(|_| StoreError::Corrupt(format!("kj_entry {id} has no valid number")))
+    })
+    .transpose()
+}
+
 async fn insert(
     w: &mut Writer,
     nin: &str,

@@ -95,6 +95,7 @@ impl Kjernejournal {
         let v1 = Router::new()
             .route("/record", post(api::read_record))
             .route("/document", post(api::read_document))
+            .route("/Binary/{id}", get(api::binary))
             .route("/critical", post(api::add_critical))
             .route("/critical/none-known", post(api::none_known))
             .route("/critical/remove", post(api::remove_critical))

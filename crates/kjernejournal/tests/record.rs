@@ -402,6 +402,35 @@ async fn sources_report_dispensings_and_documents_with_their_confidentiality() {
             .outcome(StatusCode::NOT_FOUND, "no such document");
         assert_eq!(read_doc(&gp, restricted_id, false).await.status, StatusCode::OK);
 
+        // The attachment's url resolves against the API: GET Binary/{id} with the reason in a
+        // header; the citizen reads their own without one.
+        let url = normal.body["content"][0]["attachment"]["url"].as_str().unwrap();
+        let get = |token: &str, reason: Option<&str>| {
+            let mut request = axum::http::Request::get(format!("/kjernejournal/api/v1/{url}"))
+                .header("authorization", format!("Bearer {token}"));
+            if let Some(reason) = reason {
+                request = request.header("nhn-reason", reason);
+            }
+            n.send(request.body(axum::body::Body::empty()).unwrap())
+        };
+        let content = get(&gp.token, Some("kontroll%20etter%20utskriving")).await;
+        assert_eq!(content.status, StatusCode::OK, "{}", content.text);
+        assert_eq!(content.text, "SYNTETISK EPIKRISE");
+        get(&gp.token, None).await.outcome(StatusCode::BAD_REQUEST, "nhn-reason");
+        let portal = n.client("helsenorge", office, &[SCOPE]).await;
+        let me = n.sign_in(&portal, &patient).await;
+        assert_eq!(get(&me.token, None).await.text, "SYNTETISK EPIKRISE");
+        let stranger = n.sign_in(&portal, &n.citizen(&[&patient]).await).await;
+        get(&stranger.token, None)
+            .await
+            .outcome(StatusCode::FORBIDDEN, "only their own record");
+        let reasons: Vec<(String,)> = n
+            .rows(&format!(
+                "SELECT event FROM kj_audit WHERE nin = '{patient}' AND event LIKE '%kontroll etter%'"
+            ))
+            .await;
+        assert_eq!(reasons.len(), 1, "the decoded reason is audited");
+
         // Too large a document: 413, before anything is stored.
         let big = vec![b'x'; helsenett_kjernejournal::MAX_DOCUMENT_BYTES + 1];
         let a = n.call(Method::POST, "/ingest", &dips, Some(document("N", &big))).await;
