@@ -11,7 +11,7 @@ use helsenett_core::{
     fhir::{DNR, ENH, FNR, HPR, person_system},
 };
 use helsenett_store::{
-    Store, StoreError,
+    Record, Store, StoreError, Value as Column,
     hpr::PROFESSION_SYSTEM,
     kjernejournal::{actor_citizen, actor_client, actor_hpr},
     records::Profession,
@@ -272,6 +272,45 @@ pub fn columns(event: &Value) -> Option<Columns> {
         access,
         outcome,
     })
+}
+
+/// A `kj_audit` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub columns: Columns,
+    pub event: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Record for AuditRow {
+    const TABLE: &'static str = "kj_audit";
+    const COLUMNS: &'static [&'static str] = &[
+        "seq",
+        "recorded",
+        "nin",
+        "actor",
+        "orgnr",
+        "access",
+        "outcome",
+        "event",
+        "prev_hash",
+        "hash",
+    ];
+    fn values<'a>(&'a self, push: &mut dyn FnMut(Column<'a>)) {
+        let c = &self.columns;
+        push(Column::Int(self.seq));
+        push(Column::Int(c.recorded));
+        push(Column::Text(&c.nin));
+        push(Column::Text(&c.actor));
+        push(Column::OptText(c.orgnr.as_deref()));
+        push(Column::Text(&c.access));
+        push(Column::Text(&c.outcome));
+        push(Column::Text(&self.event));
+        push(Column::Text(&self.prev_hash));
+        push(Column::Text(&self.hash));
+    }
 }
 
 /// The link: SHA-256 over the sequence number, the previous hash and the event's JSON.

@@ -217,6 +217,8 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
     .await)?;
     let mut answers = Vec::with_capacity(requests.len());
     let mut counted = Vec::with_capacity(requests.len());
+    // Appended together at the end: one statement, not one a request.
+    let mut appended = Vec::with_capacity(requests.len());
     for request in requests {
         let now = now_millis();
         let known = facts(&mut w, request, now).await?;
@@ -252,23 +254,13 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
         let link = audit::link(seq, &hash, &json);
         let columns = audit::columns(&event_value(&json)?)
             .ok_or_else(|| StoreError::Corrupt("an audit event lacks its own facts".into()))?;
-        with_tx!(&mut w, tx => sqlx::query(
-            "INSERT INTO kj_audit (seq, recorded, nin, actor, orgnr, access, outcome, event, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(seq)
-        .bind(columns.recorded)
-        .bind(&columns.nin)
-        .bind(&columns.actor)
-        .bind(&columns.orgnr)
-        .bind(&columns.access)
-        .bind(&columns.outcome)
-        .bind(&json)
-        .bind(&hash)
-        .bind(&link)
-        .execute(&mut **tx)
-        .await
-        .map(|r| r.rows_affected()))?;
+        appended.push(audit::AuditRow {
+            seq,
+            columns,
+            event: json,
+            prev_hash: std::mem::take(&mut hash),
+            hash: link.clone(),
+        });
         hash = link;
         counted.push((mode, decision.is_ok()));
         answers.push(Answer {
@@ -280,6 +272,7 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
             },
         });
     }
+    w.insert_all(&appended).await?;
     with_tx!(&mut w, tx => sqlx::query("UPDATE kj_audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
         .bind(&hash)
