@@ -150,6 +150,12 @@ pub fn entry(
             "contained resources are not accepted: name the patient and organisations by identifier",
         ));
     }
+    if let Some(path) = literal_reference(&resource, resource_type) {
+        return Err(structure(format!(
+            "{path}: literal references are not accepted (they would point outside the record); \
+             refer by identifier"
+        )));
+    }
     let element = patient_element(resource_type);
     if resource.get(element).is_none() {
         // The citizen's own parts and critical information are about the patient asked for.
@@ -194,6 +200,21 @@ pub fn entry(
         episode,
         document,
     })
+}
+
+/// The path of the first `reference` element in `value`, if any.
+fn literal_reference(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::Object(map) if map.contains_key("reference") => Some(format!("{path}.reference")),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(key, v)| literal_reference(v, &format!("{path}.{key}"))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| literal_reference(v, &format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// `resource[name]` must be one of `allowed` (a required binding); `optional` allows absence.

@@ -436,6 +436,11 @@ async fn sources_report_dispensings_and_documents_with_their_confidentiality() {
         let a = n.call(Method::POST, "/ingest", &dips, Some(document("N", &big))).await;
         a.outcome(StatusCode::PAYLOAD_TOO_LARGE, "at most 8388608");
         assert_eq!(a.body["issue"][0]["code"], "too-long");
+        let mut linked = document("N", b"x");
+        linked["context"] = json!({"encounter": [{"reference": "Encounter/123"}]});
+        n.call(Method::POST, "/ingest", &dips, Some(linked))
+            .await
+            .outcome(StatusCode::BAD_REQUEST, "DocumentReference.context.encounter[0].reference");
         let mut label = document("N", b"x");
         label["securityLabel"][0]["coding"][0]["code"] = json!("TOPSECRET");
         n.call(Method::POST, "/ingest", &dips, Some(label))
