@@ -155,6 +155,12 @@ impl Record for KjRecord {
     }
 }
 
+/// The indexes by person that migration 0008 makes. A bulk load builds them once at the end:
+/// a country's entries come municipality by municipality, in no order of fødselsnummer.
+pub(crate) const ENTRIES_BY_NIN: &str = "CREATE INDEX kj_entry_by_nin ON kj_entry (nin, section)";
+pub(crate) const EPISODES_BY_NIN: &str =
+    "CREATE INDEX kj_episode_by_nin ON kj_episode (nin, orgnr)";
+
 impl Section {
     /// The FHIR resource types an entry of this section may be.
     pub fn resource_types(self) -> &'static [&'static str] {

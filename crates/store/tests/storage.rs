@@ -381,6 +381,28 @@ async fn a_writer_shows_nothing_until_it_commits_and_nothing_if_dropped() {
 }
 
 #[tokio::test]
+async fn a_bulk_load_builds_back_the_indexes_it_dropped_as_migrated() {
+    each_backend(|db| async move {
+        let store = db.store;
+        let indexes = || async {
+            let sql = match store.backend() {
+                Backend::Sqlite => "SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+                Backend::Postgres => "SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname",
+            };
+            helsenett_store::with_pool!(&store, pool => sqlx::query_scalar::<_, String>(sql).fetch_all(pool).await.unwrap())
+        };
+        let migrated = indexes().await;
+        let mut writer = store.writer().await.unwrap();
+        writer.drop_bulk_indexes().await.unwrap();
+        writer.build_bulk_indexes().await.unwrap();
+        writer.commit().await.unwrap();
+        assert_eq!(indexes().await, migrated);
+        assert!(migrated.iter().any(|i| i.starts_with("kj_entry_by_nin: ")), "{migrated:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_new_sqlite_store_appears_only_when_its_load_is_finished() {
     let dir = tempfile::tempdir().unwrap();
     // What a crashed load leaves behind is replaced, not continued.

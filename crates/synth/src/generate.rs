@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::{
     SynthError,
     export::Exporter,
-    gp, hpr,
+    gp, hpr, kjernejournal,
     people::{NinAllocator, PeopleMaker},
     pki::{self, KeyPurpose, Subject, TestCa},
     plan::Plan,
@@ -99,6 +99,7 @@ pub async fn generate(
         })
         .collect();
     let mut writer = store.writer().await?;
+    writer.drop_bulk_indexes().await?;
     writer.insert_all(&municipalities).await?;
     let mut summary = Summary {
         municipalities: municipalities.len(),
@@ -134,10 +135,9 @@ pub async fn generate(
     // failed generator is reported after, and the transaction is rolled back either way.
     if written.is_ok() {
         summary.persons = people.persons.len();
-        writer.drop_gp_list_index().await?;
         written = people.write(&mut writer, progress).await;
         if written.is_ok() {
-            writer.build_gp_list_index().await?;
+            writer.build_bulk_indexes().await?;
         }
     }
     let finish = join(generator, "generator").await;
@@ -196,6 +196,11 @@ async fn write_batch(
     writer.insert_all(&batch.hpr_specialities).await?;
     writer.insert_all(&batch.hpr_suspensions).await?;
     writer.insert_all(&batch.gp_lists).await?;
+    // Entries first: documents and episodes refer to them.
+    writer.insert_all(&batch.kj_entries).await?;
+    writer.insert_all(&batch.kj_documents).await?;
+    writer.insert_all(&batch.kj_episodes).await?;
+    writer.insert_all(&batch.kj_records).await?;
     summary.organisations += batch.organisations.len();
     summary.communication_parties += batch.parties.len();
     summary.cpp_processes += batch.cpp.len();
@@ -349,6 +354,10 @@ fn make_country(
                 .map_err(|_| SynthError::WriterStopped)
         };
 
+    // Those drawn for a hospital contact, by county, until the county's hospitals are made.
+    let mut patients: HashMap<&str, Vec<_>> = HashMap::new();
+    // Kjernejournal's steps, in the order they are made, which its ids follow.
+    let mut kj_steps = 0u16..;
     for (municipality, persons) in &plan.municipalities {
         let mut rng = seeded_rng(seed, &format!("municipality:{}", municipality.number));
         let mut people = PeopleMaker {
@@ -367,6 +376,13 @@ fn make_country(
         hpr::register(&mut batch, &mut hpr_rng, as_of);
         let mut gp_rng = seeded_rng(seed, &format!("gp:{}", municipality.number));
         gp::places(&mut batch, &mut gp_rng, as_of);
+        let mut kj_rng = seeded_rng(seed, &format!("kjernejournal:{}", municipality.number));
+        let step = kj_steps.next().expect("steps");
+        let drawn = kjernejournal::records(&mut batch, &mut kj_rng, as_of, step);
+        patients
+            .entry(municipality.county)
+            .or_default()
+            .extend(drawn);
         send(batch, &mut organisations)?;
     }
     for (county, hospitals) in counties(&plan) {
@@ -384,6 +400,10 @@ fn make_country(
             county,
             &hospitals.iter().map(|m| m.name).collect::<Vec<_>>(),
         );
+        let mut kj_rng = seeded_rng(seed, &format!("kjernejournal:county:{county}"));
+        let drawn = patients.remove(county).unwrap_or_default();
+        let step = kj_steps.next().expect("steps");
+        kjernejournal::contacts(&mut batch, &mut kj_rng, as_of, step, &drawn);
         send(batch, &mut organisations)?;
     }
     // The writer may go on while the last certificates are issued.

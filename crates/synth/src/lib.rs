@@ -8,6 +8,7 @@ mod export;
 mod generate;
 mod gp;
 mod hpr;
+mod kjernejournal;
 mod people;
 pub mod pki;
 mod plan;

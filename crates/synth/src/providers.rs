@@ -7,6 +7,7 @@ use helsenett_core::{Fodselsnummer, HerId, HprNummer, NumberKind, Organisasjonsn
 use helsenett_store::{
     gp::GpListHistory,
     hpr::{HprApproval, HprSpeciality, HprSuspension},
+    kjernejournal::{KjDocument, KjEntry, KjEpisode, KjRecord},
     records::{
         CommunicationParty, CppProcess, GpList, GpListMember, HealthPersonnel, Organisation,
         OrganisationKind, PartyCoverage, PartyKind, Person, Profession, Text,
@@ -84,6 +85,10 @@ pub struct Batch {
     pub gp_lists: Vec<GpList>,
     pub gp_members: Vec<GpListMember>,
     pub gp_history: Vec<GpListHistory>,
+    pub kj_entries: Vec<KjEntry>,
+    pub kj_documents: Vec<KjDocument>,
+    pub kj_episodes: Vec<KjEpisode>,
+    pub kj_records: Vec<KjRecord>,
 }
 
 /// An organisation being built: its number, its own party, and its kind.
@@ -459,7 +464,7 @@ impl<'a, 'p> Providers<'a, 'p> {
     }
 }
 
-fn age(nin: Fodselsnummer, as_of: NaiveDate) -> i32 {
+pub(crate) fn age(nin: Fodselsnummer, as_of: NaiveDate) -> i32 {
     as_of.years_since(nin.birth_date()).map_or(0, |y| y as i32)
 }
 

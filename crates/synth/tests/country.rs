@@ -7,7 +7,9 @@ use std::{
 
 use chrono::NaiveDate;
 use helsenett_core::{Fodselsnummer, HprNummer, Organisasjonsnummer};
-use helsenett_store::{Store, hpr::Speciality, testing::each_backend, with_pool};
+use helsenett_store::{
+    Store, hpr::Speciality, kjernejournal::Section, testing::each_backend, with_pool,
+};
 use helsenett_synth::{Options, Plan, SynthError, generate};
 use indicatif::ProgressBar;
 use openssl::{
@@ -153,6 +155,40 @@ async fn next_of_kin_are_people_of_the_same_country() {
         assert_eq!(int(&store, young_parents).await, 0, "mothers are older than their children");
         let d_numbers = "SELECT COUNT(*) FROM person WHERE number_kind = 'dnr'";
         assert!(int(&store, d_numbers).await > 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kjernejournal_entries_are_their_persons_and_episodes_and_documents_have_entries() {
+    each_backend(|db| async move {
+        let store = db.store;
+        let summary = make(&store, 8, None).await;
+        let entries: Vec<(String, String, String, String, String)> = with_pool!(&store, pool => sqlx::query_as(
+            "SELECT id, nin, section, resource_type, resource FROM kj_entry").fetch_all(pool).await.unwrap());
+        let per_person = entries.len() as f64 / summary.persons as f64;
+        assert!((0.12..0.26).contains(&per_person), "{per_person} entries a person");
+        for (id, nin, section, resource_type, resource) in &entries {
+            assert!(Section::parse(section).unwrap().resource_types().contains(&resource_type.as_str()), "{resource_type} in {section}");
+            let resource: serde_json::Value = serde_json::from_str(resource).unwrap();
+            assert_eq!((&resource["resourceType"], &resource["id"]), (&(resource_type.as_str().into()), &(id.as_str().into())));
+            let who = if resource["patient"].is_null() { &resource["subject"] } else { &resource["patient"] };
+            assert_eq!(who["identifier"]["value"], nin.as_str(), "{resource_type} {id}");
+        }
+        let not_people = "SELECT COUNT(*) FROM kj_entry e LEFT JOIN person p ON p.nin = e.nin WHERE p.nin IS NULL";
+        assert_eq!(int(&store, not_people).await, 0);
+        let stray_episodes = "SELECT COUNT(*) FROM kj_episode x LEFT JOIN kj_entry e ON e.id = x.entry_id AND e.nin = x.nin \
+                              AND e.resource_type = 'Encounter' LEFT JOIN organisation o ON o.orgnr = x.orgnr AND o.kind = 'hospital' \
+                              WHERE e.id IS NULL OR o.orgnr IS NULL";
+        assert_eq!(int(&store, stray_episodes).await, 0, "every episode is an encounter's, at a hospital");
+        assert_eq!(int(&store, "SELECT COUNT(*) FROM kj_episode").await, int(&store, "SELECT COUNT(*) FROM kj_entry WHERE resource_type = 'Encounter'").await);
+        let stray_documents = "SELECT COUNT(*) FROM kj_document d LEFT JOIN kj_entry e ON e.id = d.entry_id \
+                               AND e.resource_type = 'DocumentReference' WHERE e.id IS NULL";
+        assert_eq!(int(&store, stray_documents).await, 0);
+        assert!(int(&store, "SELECT COUNT(*) FROM kj_document").await > 0);
+        assert!(int(&store, "SELECT COUNT(*) FROM kj_episode WHERE end_at IS NULL").await > 0, "someone is in hospital now");
+        assert!(int(&store, "SELECT COUNT(*) FROM kj_record WHERE watched").await > 0, "the first municipality has a watched record");
+        assert!(int(&store, "SELECT COUNT(*) FROM kj_record WHERE privacy <> 'open'").await > 0, "a record restricted or reserved");
     })
     .await;
 }
