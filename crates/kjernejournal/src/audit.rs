@@ -323,12 +323,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The AuditEvent JSON of record `seq`: the event with its id.
-pub fn with_id(mut event: Value, seq: i64) -> String {
-    event["id"] = json!(seq.to_string());
-    event.to_string()
-}
-
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {

@@ -290,10 +290,13 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
                 result: result.as_deref(),
             };
             seq += 1;
-            let json = audit::with_id(event.to_fhir(), seq);
-            let link = audit::link(seq, &hash, &json);
-            let columns = audit::columns(&event_value(&json)?)
+            let mut fhir = event.to_fhir();
+            fhir["id"] = seq.to_string().into();
+            // The columns are read from the event itself, as `verify` reads them.
+            let columns = audit::columns(&fhir)
                 .ok_or_else(|| StoreError::Corrupt("an audit event lacks its own facts".into()))?;
+            let json = fhir.to_string();
+            let link = audit::link(seq, &hash, &json);
             appended.push(audit::AuditRow {
                 seq,
                 columns,
@@ -331,10 +334,6 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
             .increment(1);
     }
     Ok(answers)
-}
-
-fn event_value(json: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("an audit event: {e}")))
 }
 
 /// What the audit adds after "granted" when a change did not happen as asked.
