@@ -284,6 +284,25 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+impl AuditRow {
+    /// Record `seq` of the chain: `event` with its id, the columns read from it as `verify`
+    /// reads them, and its link to `prev_hash`. `None` if the event lacks its own facts.
+    pub fn chained(event: &Event, seq: i64, prev_hash: String) -> Option<AuditRow> {
+        let mut fhir = event.to_fhir();
+        fhir["id"] = seq.to_string().into();
+        let columns = columns(&fhir)?;
+        let event = fhir.to_string();
+        let hash = link(seq, &prev_hash, &event);
+        Some(AuditRow {
+            seq,
+            columns,
+            event,
+            prev_hash,
+            hash,
+        })
+    }
+}
+
 impl Record for AuditRow {
     const TABLE: &'static str = "kj_audit";
     const COLUMNS: &'static [&'static str] = &[

@@ -290,21 +290,10 @@ async fn transact(store: &Store, requests: &[&Request]) -> Result<Vec<Answer>, S
                 result: result.as_deref(),
             };
             seq += 1;
-            let mut fhir = event.to_fhir();
-            fhir["id"] = seq.to_string().into();
-            // The columns are read from the event itself, as `verify` reads them.
-            let columns = audit::columns(&fhir)
+            let row = audit::AuditRow::chained(&event, seq, std::mem::take(&mut hash))
                 .ok_or_else(|| StoreError::Corrupt("an audit event lacks its own facts".into()))?;
-            let json = fhir.to_string();
-            let link = audit::link(seq, &hash, &json);
-            appended.push(audit::AuditRow {
-                seq,
-                columns,
-                event: json,
-                prev_hash: std::mem::take(&mut hash),
-                hash: link.clone(),
-            });
-            hash = link;
+            hash.clone_from(&row.hash);
+            appended.push(row);
             counted.push((mode, decision.is_ok()));
             answers.push(Answer {
                 seq,
